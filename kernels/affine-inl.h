@@ -1,0 +1,237 @@
+// Per-target loops of the per-channel affine map (see affine.h). Shared by inference and the
+// normalization step of training.
+
+// Per-target include guard, as Highway's own -inl.h headers do.
+#if defined(SIMDBN_KERNELS_AFFINE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef SIMDBN_KERNELS_AFFINE_INL_H_
+#undef SIMDBN_KERNELS_AFFINE_INL_H_
+#else
+#define SIMDBN_KERNELS_AFFINE_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+
+#include "hwy/cache_control.h"
+#include "hwy/highway.h"
+#include "kernels/affine.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace simdbn {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+static_assert(HWY_MAX_BYTES / sizeof(float) <= static_cast<size_t>(kMaxLanes),
+              "periodic constants are padded for at most kMaxLanes lanes");
+
+template <bool kCenter_, bool kResidual_, bool kRelu_, bool kStream_>
+struct AffineConfig {
+  static constexpr bool kCenter = kCenter_, kResidual = kResidual_, kRelu = kRelu_,
+                        kStream = kStream_;
+};
+
+// Calls f(AffineConfig<...>{}) with the compile-time configuration that matches args.
+template <class F>
+HWY_INLINE void WithAffineConfig(const AffineArgs& a, const F& f) {
+  const auto relu_stream = [&](auto center, auto residual) {
+    constexpr bool kC = decltype(center)::value, kR = decltype(residual)::value;
+    if (a.relu) {
+      a.stream ? f(AffineConfig<kC, kR, true, true>{}) : f(AffineConfig<kC, kR, true, false>{});
+    } else {
+      a.stream ? f(AffineConfig<kC, kR, false, true>{}) : f(AffineConfig<kC, kR, false, false>{});
+    }
+  };
+  using T = std::true_type;
+  using F_ = std::false_type;
+  if (a.center != nullptr) {
+    a.residual != nullptr ? relu_stream(T{}, T{}) : relu_stream(T{}, F_{});
+  } else {
+    a.residual != nullptr ? relu_stream(F_{}, T{}) : relu_stream(F_{}, F_{});
+  }
+}
+
+// How one vector is read and written: plain, non-temporal, or masked (the tail on targets whose
+// masked memory operations never touch the masked-off lanes).
+struct PlainMemory {
+  template <class D>
+  HWY_INLINE hn::Vec<D> Load(D d, const float* p) const { return hn::LoadU(d, p); }
+  template <class D>
+  HWY_INLINE void Store(hn::Vec<D> v, D d, float* p) const { hn::StoreU(v, d, p); }
+};
+struct StreamMemory : PlainMemory {
+  template <class D>
+  HWY_INLINE void Store(hn::Vec<D> v, D d, float* p) const { hn::Stream(v, d, p); }
+};
+template <class D>
+struct MaskedMemory {
+  hn::Mask<D> mask;
+  HWY_INLINE hn::Vec<D> Load(D d, const float* p) const { return hn::MaskedLoad(mask, d, p); }
+  HWY_INLINE void Store(hn::Vec<D> v, D d, float* p) const { hn::BlendedStore(v, mask, d, p); }
+};
+
+template <class Cfg, class D, class Mem, class V = hn::Vec<D>>
+HWY_INLINE void AffineStep(D d, const Mem& mem, const float* HWY_RESTRICT x,
+                           const float* HWY_RESTRICT r, float* y, V m, V s, V b) {
+  V v = mem.Load(d, x);
+  if constexpr (Cfg::kCenter) v = hn::Sub(v, m);
+  v = hn::MulAdd(v, s, b);
+  if constexpr (Cfg::kResidual) v = hn::Add(v, mem.Load(d, r));
+  // A compare keeps NaN (NaN < 0 is false) where Max(v, 0) would depend on operand order.
+  if constexpr (Cfg::kRelu) v = hn::IfThenZeroElse(hn::Lt(v, hn::Zero(d)), v);
+  mem.Store(v, d, y);
+}
+
+// Non-temporal stores need aligned addresses: how many leading elements to do one by one.
+template <class Cfg>
+HWY_INLINE size_t StreamPeel(const float* y, size_t count) {
+  if constexpr (!Cfg::kStream) {
+    return 0;
+  } else {
+    const hn::ScalableTag<float> d;
+    const size_t vector_bytes = hn::Lanes(d) * sizeof(float);
+    const size_t misalign = reinterpret_cast<uintptr_t>(y) % vector_bytes;
+    // A y that is not even float-aligned never becomes vector-aligned: do it all one by one.
+    if (misalign % sizeof(float) != 0) return count;
+    const size_t peel = misalign == 0 ? 0 : (vector_bytes - misalign) / sizeof(float);
+    return peel < count ? peel : count;
+  }
+}
+
+// One channel's contiguous run: the channel constants are broadcast.
+template <class Cfg>
+HWY_INLINE void AffineRun(const float* x, const float* r, float* y, size_t count, float center,
+                          float scale, float bias) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const size_t N = hn::Lanes(d);
+  using Mem = std::conditional_t<Cfg::kStream, StreamMemory, PlainMemory>;
+  const Mem mem;
+  const PlainMemory plain;
+
+  size_t i = 0;
+  const size_t peel = StreamPeel<Cfg>(y, count);
+  for (; i < peel; ++i) {
+    AffineStep<Cfg>(d1, plain, x + i, r + i, y + i, hn::Set(d1, center), hn::Set(d1, scale),
+                    hn::Set(d1, bias));
+  }
+  const auto m = hn::Set(d, center), s = hn::Set(d, scale), b = hn::Set(d, bias);
+  // Four independent vectors per iteration keep the loads in flight.
+  for (; i + 4 * N <= count; i += 4 * N) {
+    AffineStep<Cfg>(d, mem, x + i, r + i, y + i, m, s, b);
+    AffineStep<Cfg>(d, mem, x + i + N, r + i + N, y + i + N, m, s, b);
+    AffineStep<Cfg>(d, mem, x + i + 2 * N, r + i + 2 * N, y + i + 2 * N, m, s, b);
+    AffineStep<Cfg>(d, mem, x + i + 3 * N, r + i + 3 * N, y + i + 3 * N, m, s, b);
+  }
+  for (; i + N <= count; i += N) AffineStep<Cfg>(d, mem, x + i, r + i, y + i, m, s, b);
+  if (i == count) return;
+#if !HWY_MEM_OPS_MIGHT_FAULT
+  const MaskedMemory<decltype(d)> masked{hn::FirstN(d, count - i)};
+  AffineStep<Cfg>(d, masked, x + i, r + i, y + i, m, s, b);
+#else
+  const auto m1 = hn::Set(d1, center), s1 = hn::Set(d1, scale), b1 = hn::Set(d1, bias);
+  for (; i < count; ++i) AffineStep<Cfg>(d1, plain, x + i, r + i, y + i, m1, s1, b1);
+#endif
+}
+
+// A run over whole or partial pixels of an NHWC tensor: x[i] has channel (c0 + i) % c, and the
+// constants are periodic (see affine.h), so every vector loads its constants in one go.
+template <class Cfg>
+HWY_INLINE void AffinePeriodicRun(const float* x, const float* r, float* y, size_t count,
+                                  const float* center, const float* scale, const float* bias,
+                                  size_t c, size_t c0) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const size_t N = hn::Lanes(d);
+  using Mem = std::conditional_t<Cfg::kStream, StreamMemory, PlainMemory>;
+  const Mem mem;
+  const PlainMemory plain;
+  const auto constants = [&](auto dv, size_t ch) {
+    const auto m = Cfg::kCenter ? hn::LoadU(dv, center + ch) : hn::Zero(dv);
+    return std::make_tuple(m, hn::LoadU(dv, scale + ch), hn::LoadU(dv, bias + ch));
+  };
+  const auto step1 = [&](size_t i, size_t ch) {
+    const auto [m, s, b] = constants(d1, ch);
+    AffineStep<Cfg>(d1, plain, x + i, r + i, y + i, m, s, b);
+  };
+
+  size_t ch = c0;
+  size_t i = 0;
+  const size_t peel = StreamPeel<Cfg>(y, count);
+  for (; i < peel; ++i) {
+    step1(i, ch);
+    ch = ch + 1 == c ? 0 : ch + 1;
+  }
+  const size_t advance = N % c;
+  const auto next = [&](size_t channel) {
+    channel += advance;
+    return channel >= c ? channel - c : channel;
+  };
+  const auto step = [&](size_t at, size_t channel) {
+    const auto [m, s, b] = constants(d, channel);
+    AffineStep<Cfg>(d, mem, x + at, r + at, y + at, m, s, b);
+  };
+  for (; i + 4 * N <= count; i += 4 * N) {
+    const size_t ch1 = next(ch), ch2 = next(ch1), ch3 = next(ch2);
+    step(i, ch);
+    step(i + N, ch1);
+    step(i + 2 * N, ch2);
+    step(i + 3 * N, ch3);
+    ch = next(ch3);
+  }
+  for (; i + N <= count; i += N, ch = next(ch)) step(i, ch);
+  if (i == count) return;
+#if !HWY_MEM_OPS_MIGHT_FAULT
+  const MaskedMemory<decltype(d)> masked{hn::FirstN(d, count - i)};
+  const auto [m, s, b] = constants(d, ch);
+  AffineStep<Cfg>(d, masked, x + i, r + i, y + i, m, s, b);
+#else
+  for (; i < count; ++i) {
+    step1(i, ch);
+    ch = ch + 1 == c ? 0 : ch + 1;
+  }
+#endif
+}
+
+// Without a residual the kernels still advance a residual pointer; x stands in for it (never
+// read) because arithmetic on a null pointer is undefined.
+template <class Cfg>
+HWY_INLINE const float* ResidualAt(const AffineArgs& a, int64_t offset) {
+  return (Cfg::kResidual ? a.residual : a.x) + offset;
+}
+
+// The two layouts over one partition slice (see partition.h).
+HWY_INLINE void AffineNchwSlice(const AffineArgs& a, const Slice& slice) {
+  WithAffineConfig(a, [&](auto cfg) {
+    using Cfg = decltype(cfg);
+    const size_t count = static_cast<size_t>(slice.col_end - slice.col_begin);
+    for (int64_t row = slice.row_begin; row < slice.row_end; ++row) {
+      const int64_t ch = row % a.c;
+      const int64_t offset = row * a.cols + slice.col_begin;
+      AffineRun<Cfg>(a.x + offset, ResidualAt<Cfg>(a, offset), a.y + offset, count,
+                     Cfg::kCenter ? a.center[ch] : 0.0f, a.scale[ch], a.bias[ch]);
+    }
+    if constexpr (Cfg::kStream) hwy::FlushStream();
+  });
+}
+
+HWY_INLINE void AffineNhwcSlice(const AffineArgs& a, const Slice& slice) {
+  WithAffineConfig(a, [&](auto cfg) {
+    using Cfg = decltype(cfg);
+    // Whole pixels are one flat run starting at channel 0; a piece of a pixel starts mid-way.
+    const int64_t offset = slice.row_begin * a.cols + slice.col_begin;
+    const int64_t count =
+        (slice.row_end - slice.row_begin - 1) * a.cols + slice.col_end - slice.col_begin;
+    AffinePeriodicRun<Cfg>(a.x + offset, ResidualAt<Cfg>(a, offset), a.y + offset,
+                           static_cast<size_t>(count), a.center, a.scale, a.bias,
+                           static_cast<size_t>(a.c), static_cast<size_t>(slice.col_begin));
+    if constexpr (Cfg::kStream) hwy::FlushStream();
+  });
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace simdbn
+HWY_AFTER_NAMESPACE();
+
+#endif  // SIMDBN_KERNELS_AFFINE_INL_H_

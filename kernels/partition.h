@@ -1,0 +1,62 @@
+// Fixed work items over a tensor viewed as `rows` rows of `cols` contiguous elements. The items
+// depend only on the shape, never on the thread count: that is what makes reductions over them
+// reproducible bit for bit (partials are merged in item order).
+//
+// An item is either a run of whole rows or, when one row alone is larger than an item, one
+// piece of one row.
+#ifndef SIMDBN_KERNELS_PARTITION_H_
+#define SIMDBN_KERNELS_PARTITION_H_
+
+#include <algorithm>
+#include <cstdint>
+
+namespace simdbn {
+
+// About 64 KiB of f32 per item: enough to amortize the per-item overhead, small enough that a
+// few hundred items balance well over threads.
+inline constexpr int64_t kItemElements = int64_t{1} << 14;
+
+struct Slice {
+  int64_t row_begin, row_end;  // rows [row_begin, row_end)
+  int64_t col_begin, col_end;  // within each of them, elements [col_begin, col_end)
+};
+
+class Partition {
+ public:
+  Partition(int64_t rows, int64_t cols, int64_t item_elements = kItemElements)
+      : rows_(rows), cols_(cols) {
+    if (rows <= 0 || cols <= 0) return;
+    if (cols >= item_elements) {
+      pieces_per_row_ = (cols + item_elements - 1) / item_elements;
+      // Pieces start on 64-byte boundaries relative to the row so that SIMD bodies stay long.
+      piece_cols_ = ((cols + pieces_per_row_ - 1) / pieces_per_row_ + 15) / 16 * 16;
+      pieces_per_row_ = (cols + piece_cols_ - 1) / piece_cols_;
+      size_ = rows * pieces_per_row_;
+    } else {
+      rows_per_item_ = std::max<int64_t>(1, item_elements / cols);
+      size_ = (rows + rows_per_item_ - 1) / rows_per_item_;
+    }
+  }
+
+  int64_t size() const { return size_; }
+
+  Slice operator[](int64_t item) const {
+    if (pieces_per_row_ != 0) {
+      const int64_t row = item / pieces_per_row_;
+      const int64_t col = item % pieces_per_row_ * piece_cols_;
+      return {row, row + 1, col, std::min(cols_, col + piece_cols_)};
+    }
+    const int64_t row = item * rows_per_item_;
+    return {row, std::min(rows_, row + rows_per_item_), 0, cols_};
+  }
+
+ private:
+  int64_t rows_, cols_;
+  int64_t size_ = 0;
+  int64_t pieces_per_row_ = 0, piece_cols_ = 0;  // rows split into pieces
+  int64_t rows_per_item_ = 0;                    // or whole rows grouped
+};
+
+}  // namespace simdbn
+
+#endif  // SIMDBN_KERNELS_PARTITION_H_

@@ -1,0 +1,35 @@
+// One interface over the two ways work can run: the built-in OpenMP pool, or the caller's
+// parallel_for. Work is always a fixed list of items (see partition.h); threads only decide who
+// runs which item, never what an item computes, so results do not depend on the thread count.
+#ifndef SIMDBN_KERNELS_THREADING_H_
+#define SIMDBN_KERNELS_THREADING_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "simdbn/simdbn.h"
+
+namespace simdbn {
+
+// Below this much memory traffic per thread, waking another thread costs more than it saves.
+inline constexpr size_t kMinBytesPerThread = size_t{256} << 10;
+
+// Runs task(task_ctx, begin, end) over sub-ranges covering [0, num_items) exactly once and
+// returns when all have run. traffic_bytes (what the whole job moves) decides how many threads
+// are worth using; one useful thread, or num_threads == 1, runs everything on the calling thread.
+void RunItems(const simdbn_threading* threading, int64_t num_items, size_t traffic_bytes,
+              simdbn_task_fn task, void* task_ctx);
+
+// The same for a callable f(begin, end).
+template <class F>
+void ParallelFor(const simdbn_threading* threading, int64_t num_items, size_t traffic_bytes,
+                 const F& f) {
+  RunItems(
+      threading, num_items, traffic_bytes,
+      [](void* ctx, int64_t begin, int64_t end) { (*static_cast<const F*>(ctx))(begin, end); },
+      const_cast<F*>(&f));
+}
+
+}  // namespace simdbn
+
+#endif  // SIMDBN_KERNELS_THREADING_H_
