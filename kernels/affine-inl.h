@@ -11,7 +11,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <tuple>
 #include <type_traits>
 
 #include "hwy/cache_control.h"
@@ -136,61 +135,44 @@ HWY_INLINE void AffineRun(const float* x, const float* r, float* y, size_t count
 }
 
 // A run over whole or partial pixels of an NHWC tensor: x[i] has channel (c0 + i) % c, and the
-// constants are periodic (see affine.h), so every vector loads its constants in one go.
+// constants are periodic with `period` (see affine.h), so every vector loads its constants in
+// one go and every channel step is an add and at most one subtraction.
 template <class Cfg>
 HWY_INLINE void AffinePeriodicRun(const float* x, const float* r, float* y, size_t count,
                                   const float* center, const float* scale, const float* bias,
-                                  size_t c, size_t c0) {
+                                  size_t period, size_t c0) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
   using Mem = std::conditional_t<Cfg::kStream, StreamMemory, PlainMemory>;
   const Mem mem;
   const PlainMemory plain;
-  const auto constants = [&](auto dv, size_t ch) {
-    const auto m = Cfg::kCenter ? hn::LoadU(dv, center + ch) : hn::Zero(dv);
-    return std::make_tuple(m, hn::LoadU(dv, scale + ch), hn::LoadU(dv, bias + ch));
+  const auto wrap = [period](size_t channel) {
+    return channel >= period ? channel - period : channel;
   };
-  const auto step1 = [&](size_t i, size_t ch) {
-    const auto [m, s, b] = constants(d1, ch);
-    AffineStep<Cfg>(d1, plain, x + i, r + i, y + i, m, s, b);
+  const auto step = [&](auto dv, const auto& memory, size_t at, size_t ch) {
+    const auto m = Cfg::kCenter ? hn::LoadU(dv, center + ch) : hn::Zero(dv);
+    AffineStep<Cfg>(dv, memory, x + at, r + at, y + at, m, hn::LoadU(dv, scale + ch),
+                    hn::LoadU(dv, bias + ch));
   };
 
   size_t ch = c0;
   size_t i = 0;
   const size_t peel = StreamPeel<Cfg>(y, count);
-  for (; i < peel; ++i) {
-    step1(i, ch);
-    ch = ch + 1 == c ? 0 : ch + 1;
+  for (; i < peel; ++i, ch = wrap(ch + 1)) step(d1, plain, i, ch);
+  for (; i + 4 * N <= count; i += 4 * N, ch = wrap(ch + 4 * N)) {
+    const size_t ch1 = wrap(ch + N), ch2 = wrap(ch + 2 * N), ch3 = wrap(ch + 3 * N);
+    step(d, mem, i, ch);
+    step(d, mem, i + N, ch1);
+    step(d, mem, i + 2 * N, ch2);
+    step(d, mem, i + 3 * N, ch3);
   }
-  const size_t advance = N % c;
-  const auto next = [&](size_t channel) {
-    channel += advance;
-    return channel >= c ? channel - c : channel;
-  };
-  const auto step = [&](size_t at, size_t channel) {
-    const auto [m, s, b] = constants(d, channel);
-    AffineStep<Cfg>(d, mem, x + at, r + at, y + at, m, s, b);
-  };
-  for (; i + 4 * N <= count; i += 4 * N) {
-    const size_t ch1 = next(ch), ch2 = next(ch1), ch3 = next(ch2);
-    step(i, ch);
-    step(i + N, ch1);
-    step(i + 2 * N, ch2);
-    step(i + 3 * N, ch3);
-    ch = next(ch3);
-  }
-  for (; i + N <= count; i += N, ch = next(ch)) step(i, ch);
+  for (; i + N <= count; i += N, ch = wrap(ch + N)) step(d, mem, i, ch);
   if (i == count) return;
 #if !HWY_MEM_OPS_MIGHT_FAULT
-  const MaskedMemory<decltype(d)> masked{hn::FirstN(d, count - i)};
-  const auto [m, s, b] = constants(d, ch);
-  AffineStep<Cfg>(d, masked, x + i, r + i, y + i, m, s, b);
+  step(d, MaskedMemory<decltype(d)>{hn::FirstN(d, count - i)}, i, ch);
 #else
-  for (; i < count; ++i) {
-    step1(i, ch);
-    ch = ch + 1 == c ? 0 : ch + 1;
-  }
+  for (; i < count; ++i, ch = wrap(ch + 1)) step(d1, plain, i, ch);
 #endif
 }
 
@@ -206,11 +188,13 @@ HWY_INLINE void AffineNchwSlice(const AffineArgs& a, const Slice& slice) {
   WithAffineConfig(a, [&](auto cfg) {
     using Cfg = decltype(cfg);
     const size_t count = static_cast<size_t>(slice.col_end - slice.col_begin);
+    // The channel advances with the row; one division per slice, not per row.
+    int64_t ch = slice.row_begin % a.c;
     for (int64_t row = slice.row_begin; row < slice.row_end; ++row) {
-      const int64_t ch = row % a.c;
       const int64_t offset = row * a.cols + slice.col_begin;
       AffineRun<Cfg>(a.x + offset, ResidualAt<Cfg>(a, offset), a.y + offset, count,
                      Cfg::kCenter ? a.center[ch] : 0.0f, a.scale[ch], a.bias[ch]);
+      ch = ch + 1 == a.c ? 0 : ch + 1;
     }
     if constexpr (Cfg::kStream) hwy::FlushStream();
   });
@@ -225,7 +209,7 @@ HWY_INLINE void AffineNhwcSlice(const AffineArgs& a, const Slice& slice) {
         (slice.row_end - slice.row_begin - 1) * a.cols + slice.col_end - slice.col_begin;
     AffinePeriodicRun<Cfg>(a.x + offset, ResidualAt<Cfg>(a, offset), a.y + offset,
                            static_cast<size_t>(count), a.center, a.scale, a.bias,
-                           static_cast<size_t>(a.c), static_cast<size_t>(slice.col_begin));
+                           static_cast<size_t>(a.period), static_cast<size_t>(slice.col_begin));
     if constexpr (Cfg::kStream) hwy::FlushStream();
   });
 }

@@ -30,7 +30,12 @@ void AffineNhwc(const AffineArgs& args, const Slice& slice) {
 }
 
 void MakePeriodic(const float* values, int64_t c, float* out) {
-  for (int64_t i = 0; i < c + kMaxLanes; ++i) out[i] = values[i % c];
+  // A wrapping index instead of i % c: a division per channel would cost more than the kernel
+  // on small tensors with many channels.
+  for (int64_t i = 0, j = 0; i < PeriodicSize(c); ++i) {
+    out[i] = values[j];
+    j = j + 1 == c ? 0 : j + 1;
+  }
 }
 
 }  // namespace simdbn

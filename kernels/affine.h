@@ -18,13 +18,14 @@ struct AffineArgs {
   const float* x;
   const float* residual;  // nullable
   float* y;
-  // Per-channel constants. NCHW: c entries each. NHWC: the "periodic" form, c + kMaxLanes
-  // entries with p[i] = value[i % c], so that a vector starting at any channel is one load.
+  // Per-channel constants. NCHW: c entries each. NHWC: the periodic form (MakePeriodic), so
+  // that a vector starting at any channel is one load.
   const float* center;  // nullable: no subtraction
   const float* scale;
   const float* bias;
   int64_t c;
-  int64_t cols;  // row length of the partition: NCHW spatial, NHWC c
+  int64_t cols;    // row length of the partition: NCHW spatial, NHWC c
+  int64_t period;  // NHWC: PeriodOf(c)
   bool relu;
   bool stream;  // non-temporal stores: the output will not be read from cache soon
 };
@@ -34,7 +35,13 @@ void AffineNchw(const AffineArgs& args, const Slice& slice);
 // NHWC (and any layout with spatial == 1): rows are pixels of `cols` = c elements.
 void AffineNhwc(const AffineArgs& args, const Slice& slice);
 
-// Writes the periodic form of values[0, c) into out[0, c + kMaxLanes).
+// The NHWC kernels walk channels in steps of up to four vectors and wrap at the period, the
+// smallest multiple of c that is at least four of the widest vectors: then every wrap is one
+// subtraction, and the steps of an unrolled iteration do not depend on each other.
+inline int64_t PeriodOf(int64_t c) { return (4 * kMaxLanes + c - 1) / c * c; }
+inline int64_t PeriodicSize(int64_t c) { return PeriodOf(c) + kMaxLanes; }
+
+// Writes the periodic form out[i] = values[i % c] for i < PeriodicSize(c).
 void MakePeriodic(const float* values, int64_t c, float* out);
 
 }  // namespace simdbn

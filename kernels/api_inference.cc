@@ -83,7 +83,6 @@ simdbn_status ValidateForward(const simdbn_tensor_desc* desc, const void* x, con
 
 using simdbn::AffineArgs;
 using simdbn::Fail;
-using simdbn::kMaxLanes;
 
 extern "C" simdbn_status simdbn_fold_inference(int64_t c, const float* gamma, const float* beta,
                                                const float* running_mean,
@@ -128,17 +127,19 @@ extern "C" simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc
 
   std::vector<float> periodic;
   if (by_pixel) {
+    const size_t size = static_cast<size_t>(simdbn::PeriodicSize(shape.c));
     try {
-      periodic.resize(2 * static_cast<size_t>(shape.c + kMaxLanes));
+      periodic.resize(2 * size);
     } catch (const std::bad_alloc&) {
       return Fail(SIMDBN_OUT_OF_MEMORY,
                   "simdbn_forward_inference: cannot allocate %zu bytes of per-channel constants",
-                  periodic.size() * sizeof(float));
+                  2 * size * sizeof(float));
     }
     simdbn::MakePeriodic(scale, shape.c, periodic.data());
-    simdbn::MakePeriodic(bias, shape.c, periodic.data() + shape.c + kMaxLanes);
+    simdbn::MakePeriodic(bias, shape.c, periodic.data() + size);
     args.scale = periodic.data();
-    args.bias = periodic.data() + shape.c + kMaxLanes;
+    args.bias = periodic.data() + size;
+    args.period = simdbn::PeriodOf(shape.c);
   }
 
   const int64_t rows = by_pixel ? shape.n * shape.spatial : shape.n * shape.c;
