@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "kernels/status.h"
@@ -13,6 +14,16 @@ bool Overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
   const uintptr_t a0 = reinterpret_cast<uintptr_t>(a);
   const uintptr_t b0 = reinterpret_cast<uintptr_t>(b);
   return a_bytes != 0 && b_bytes != 0 && a0 < b0 + b_bytes && b0 < a0 + a_bytes;
+}
+
+// A C caller may store any int in an enum field; reading one outside the enumerators as the C++
+// enum type is undefined, so the check reads the raw value.
+template <class Enum>
+int RawValue(const Enum& field) {
+  static_assert(sizeof(Enum) == sizeof(int), "C enums are int-sized on supported ABIs");
+  int raw;
+  std::memcpy(&raw, &field, sizeof(raw));
+  return raw;
 }
 
 }  // namespace
@@ -35,15 +46,16 @@ simdbn_status CheckDesc(const char* fn, const simdbn_tensor_desc* desc, TensorSh
                 desc->n, desc->spatial);
   }
   SIMDBN_RETURN_IF_ERROR(CheckChannels(fn, desc->c));
-  if (desc->layout != SIMDBN_NCHW && desc->layout != SIMDBN_NHWC) {
+  const int layout = RawValue(desc->layout);
+  if (layout != SIMDBN_NCHW && layout != SIMDBN_NHWC) {
     return Fail(SIMDBN_INVALID_ARGUMENT,
-                "%s: desc->layout = %d; expected SIMDBN_NCHW (0) or SIMDBN_NHWC (1)", fn,
-                static_cast<int>(desc->layout));
+                "%s: desc->layout = %d; expected SIMDBN_NCHW (0) or SIMDBN_NHWC (1)", fn, layout);
   }
-  if (desc->dtype != SIMDBN_F32 && desc->dtype != SIMDBN_BF16 && desc->dtype != SIMDBN_F16) {
+  const int dtype = RawValue(desc->dtype);
+  if (dtype != SIMDBN_F32 && dtype != SIMDBN_BF16 && dtype != SIMDBN_F16) {
     return Fail(SIMDBN_INVALID_ARGUMENT,
                 "%s: desc->dtype = %d; expected SIMDBN_F32 (0), SIMDBN_BF16 (1) or SIMDBN_F16 (2)",
-                fn, static_cast<int>(desc->dtype));
+                fn, dtype);
   }
   // Every byte offset must fit in int64_t (and so in ptrdiff_t and size_t).
   const int64_t max_elements = std::numeric_limits<int64_t>::max() / int64_t{sizeof(float)};

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -75,12 +76,18 @@ TEST_F(ForwardInferenceErrors, BadShapes) {
   }
 }
 
+// Stores an int into a C enum field the way a C caller can, without C++'s out-of-range cast.
+template <class Enum>
+void SetRaw(Enum* field, int value) {
+  std::memcpy(field, &value, sizeof(value));
+}
+
 TEST_F(ForwardInferenceErrors, UnknownEnumsAndFlags) {
   simdbn_tensor_desc d = desc;
-  d.layout = static_cast<simdbn_layout>(7);
+  SetRaw(&d.layout, 7);
   ExpectFailure(SIMDBN_INVALID_ARGUMENT, Call(&d), "layout = 7");
   d = desc;
-  d.dtype = static_cast<simdbn_dtype>(9);
+  SetRaw(&d.dtype, 9);
   ExpectFailure(SIMDBN_INVALID_ARGUMENT, Call(&d), "dtype = 9");
   ExpectFailure(SIMDBN_INVALID_ARGUMENT, Call(&desc, 2u), "flags = 0x2");
   const simdbn_threading threading{-1, nullptr, nullptr};
