@@ -57,5 +57,29 @@ TEST(CppApi, AnyCallableServesAsThePool) {
   for (const float v : y) ASSERT_EQ(7.0f, v);
 }
 
+TEST(CppApi, TrainingAndBackwardMatchTheCAbi) {
+  const simdbn::Shape shape{3, 5, 40, simdbn::Layout::kNHWC};
+  const size_t size = static_cast<size_t>(shape.size());
+  std::vector<float> x(size), dy(size), y(size), dx(size), y_c(size), dx_c(size);
+  std::vector<float> mean(5), invstd(5), mean_c(5), invstd_c(5), dgamma(5), dgamma_c(5);
+  FillNormal(x.data(), size, 1, 3.0, 2.0);
+  FillNormal(dy.data(), size, 2);
+  simdbn::ForwardTraining(shape, x.data(), y.data(), mean.data(), invstd.data());
+  simdbn::BackwardOptions options;
+  options.dgamma = dgamma.data();
+  simdbn::Backward(shape, x.data(), dy.data(), mean.data(), invstd.data(), dx.data(), options);
+
+  const simdbn_tensor_desc desc = shape.desc();
+  ASSERT_EQ(SIMDBN_SUCCESS,
+            simdbn_forward_training(&desc, x.data(), nullptr, nullptr, 1e-5f, 0.1f, nullptr,
+                                    nullptr, y_c.data(), mean_c.data(), invstd_c.data(), nullptr));
+  ASSERT_EQ(SIMDBN_SUCCESS,
+            simdbn_backward(&desc, x.data(), dy.data(), nullptr, mean_c.data(), invstd_c.data(),
+                            dx_c.data(), dgamma_c.data(), nullptr, nullptr));
+  EXPECT_TRUE(SameBits(y.data(), y_c.data(), size));
+  EXPECT_TRUE(SameBits(dx.data(), dx_c.data(), size));
+  EXPECT_TRUE(SameBits(dgamma.data(), dgamma_c.data(), 5));
+}
+
 }  // namespace
 }  // namespace simdbn_test

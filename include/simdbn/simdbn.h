@@ -76,17 +76,72 @@ simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc, const voi
 
 /* ---- Training forward (see the training section of the README) ---- */
 
-/* Batch statistics per channel over n * spatial values (mean, biased variance), then
- * y = (x - mean) * (gamma * invstd) + beta with invstd = 1 / sqrt(var + eps).
+/* Batch statistics per channel over M = n * spatial values (mean, biased variance M2 / M), then
+ * y = (x - mean) * (gamma * invstd) + beta with invstd = 1 / sqrt(var + eps), where mean is
+ * the f32 save_mean: the subtraction comes first, so data far from zero keeps its digits.
+ * The statistics are accumulated in double (shifted sums per fixed block, merged in a fixed
+ * order): mean is the exact mean rounded to f32, and the variance is accurate to ~1e-14 before
+ * its rounding to f32, even for data with mean 1e6 and std 1. Results are bit-for-bit the same for any threading.
+ *
  * running_mean/running_var (nullable, updated in place, PyTorch convention):
- *   running = (1 - momentum) * running + momentum * batch, with the unbiased variance.
- * save_mean and save_invstd (c entries) are written for simdbn_backward. */
+ *   running_mean = (1 - momentum) * running_mean + momentum * mean
+ *   running_var  = (1 - momentum) * running_var  + momentum * M2 / (M - 1)  (unbiased)
+ * computed in double and rounded once. ONNX BatchNormalization (training_mode) differs: its
+ * momentum weights the old value (ONNX momentum = 1 - PyTorch momentum) and its running_var
+ * uses the biased variance M2 / M. oneDNN updates no running statistics.
+ * save_mean and save_invstd (c entries) are written for simdbn_backward.
+ *
+ * Errors (SIMDBN_INVALID_ARGUMENT, nothing written): momentum outside [0, 1] or NaN, and
+ * M = n * spatial < 2 (the statistics of an empty batch and the unbiased variance of one value
+ * are undefined; PyTorch refuses both too). NaN in a channel makes its statistics and outputs
+ * NaN; +-Inf makes its mean +-Inf and its variance NaN. y may equal x. gamma, beta may alias
+ * save_mean, save_invstd, running_mean or running_var exactly (each channel's inputs are read
+ * before its outputs are written). */
 simdbn_status simdbn_forward_training(const simdbn_tensor_desc* desc, const void* x,
                                       const float* gamma, const float* beta, /* nullable: 1 / 0 */
                                       float eps, float momentum,
                                       float* running_mean, float* running_var, /* nullable */
                                       void* y, float* save_mean, float* save_invstd,
                                       const simdbn_threading* threading);
+
+/* Mergeable moments of one channel: count values with mean `mean` and sum of squared
+ * deviations from the mean `m2` (the biased variance is m2 / count, the unbiased one
+ * m2 / (count - 1)). count is a double so that it merges without overflow; it is exact up to
+ * 2^53 values. {0, 0, 0} is the moments of no values and the identity of the merge. */
+typedef struct simdbn_moments {
+  double count;
+  double mean;
+  double m2;
+} simdbn_moments;
+
+/* moments[c] = the per-channel moments of x (n * spatial values each), computed exactly as
+ * simdbn_forward_training computes its statistics: simdbn_forward_training_moments with these
+ * moments gives the same bits as simdbn_forward_training. n * spatial == 0 gives {0, 0, 0}. */
+simdbn_status simdbn_batch_moments(const simdbn_tensor_desc* desc, const void* x,
+                                   simdbn_moments* moments, const simdbn_threading* threading);
+
+/* out[i] = moments of the union of the values behind a[i] and b[i] (Chan et al.):
+ *   count = ca + cb, delta = mean_b - mean_a, mean = mean_a + delta * cb / count,
+ *   m2 = m2_a + m2_b + delta^2 * ca * cb / count,  in double.
+ * A side with count 0 yields the other side unchanged. Merging is exact up to rounding but not
+ * associative in the last bits: to get the same statistics on every process (SyncBN), merge
+ * all partial moments in one agreed order (e.g. by rank). out may equal a or b. Counts must be
+ * finite and >= 0, m2 >= 0 (NaN propagates). */
+simdbn_status simdbn_merge_moments(int64_t c, const simdbn_moments* a, const simdbn_moments* b,
+                                   simdbn_moments* out);
+
+/* simdbn_forward_training with the statistics taken from moments[c] instead of from x: e.g.
+ * the merged moments of every process's batch (SyncBN), or exact whole-dataset statistics.
+ * Running statistics and save_mean/save_invstd are updated from moments exactly as
+ * simdbn_forward_training does. Every moments[i].count must be finite and > 1 and m2 >= 0 (or
+ * NaN); x may be empty (n * spatial == 0: only the per-channel outputs are written). */
+simdbn_status simdbn_forward_training_moments(const simdbn_tensor_desc* desc, const void* x,
+                                              const simdbn_moments* moments,
+                                              const float* gamma, const float* beta,
+                                              float eps, float momentum,
+                                              float* running_mean, float* running_var,
+                                              void* y, float* save_mean, float* save_invstd,
+                                              const simdbn_threading* threading);
 
 /* ---- Backward ---- */
 
@@ -97,6 +152,16 @@ simdbn_status simdbn_backward(const simdbn_tensor_desc* desc, const void* x, con
                               const float* gamma, const float* save_mean, const float* save_invstd,
                               void* dx, float* dgamma, float* dbeta,
                               const simdbn_threading* threading);
+
+/* The same with frozen statistics (fine-tuning with BN in eval mode; oneDNN's use_global_stats):
+ * the statistics are constants, so dx = dy * gamma * invstd; dgamma and dbeta as above.
+ * Pass the running statistics: save_mean = running_mean,
+ * save_invstd = 1 / sqrt(running_var + eps) (computed by the caller, e.g. in double).
+ * When dgamma and dbeta are both NULL only dy is read (x must still be a valid pointer). */
+simdbn_status simdbn_backward_frozen(const simdbn_tensor_desc* desc, const void* x,
+                                     const void* dy, const float* gamma, const float* save_mean,
+                                     const float* save_invstd, void* dx, float* dgamma,
+                                     float* dbeta, const simdbn_threading* threading);
 
 #ifdef __cplusplus
 } /* extern "C" */

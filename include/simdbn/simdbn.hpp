@@ -74,6 +74,74 @@ inline void ForwardInference(const Shape& shape, const float* x, const float* sc
                                         options.relu ? static_cast<unsigned>(SIMDBN_RELU) : 0u, options.threading));
 }
 
+// ---- Training forward ----
+
+// (count, mean, m2) of one channel; {0, 0, 0} is the empty set.
+using Moments = simdbn_moments;
+
+struct TrainingOptions {
+  const float* gamma = nullptr;   // null: 1
+  const float* beta = nullptr;    // null: 0
+  float eps = 1e-5f;
+  float momentum = 0.1f;          // PyTorch convention: weight of the batch statistics
+  float* running_mean = nullptr;  // updated in place when set
+  float* running_var = nullptr;   // updated in place (unbiased batch variance) when set
+  const simdbn_threading* threading = nullptr;  // null: all cores
+};
+
+// Batch statistics, normalization, running statistics; save_mean/save_invstd: c entries each.
+inline void ForwardTraining(const Shape& shape, const float* x, float* y, float* save_mean,
+                            float* save_invstd, const TrainingOptions& options = {}) {
+  const simdbn_tensor_desc desc = shape.desc();
+  ThrowIfError(simdbn_forward_training(&desc, x, options.gamma, options.beta, options.eps,
+                                       options.momentum, options.running_mean,
+                                       options.running_var, y, save_mean, save_invstd,
+                                       options.threading));
+}
+
+// moments: c entries, the statistics ForwardTraining would use.
+inline void BatchMoments(const Shape& shape, const float* x, Moments* moments,
+                         const simdbn_threading* threading = nullptr) {
+  const simdbn_tensor_desc desc = shape.desc();
+  ThrowIfError(simdbn_batch_moments(&desc, x, moments, threading));
+}
+
+// out = a merged with b (Chan's formula), c entries; out may be a or b.
+inline void MergeMoments(int64_t c, const Moments* a, const Moments* b, Moments* out) {
+  ThrowIfError(simdbn_merge_moments(c, a, b, out));
+}
+
+// ForwardTraining with the statistics given by moments (e.g. merged across processes: SyncBN).
+inline void ForwardTrainingMoments(const Shape& shape, const float* x, const Moments* moments,
+                                   float* y, float* save_mean, float* save_invstd,
+                                   const TrainingOptions& options = {}) {
+  const simdbn_tensor_desc desc = shape.desc();
+  ThrowIfError(simdbn_forward_training_moments(&desc, x, moments, options.gamma, options.beta,
+                                               options.eps, options.momentum,
+                                               options.running_mean, options.running_var, y,
+                                               save_mean, save_invstd, options.threading));
+}
+
+// ---- Backward ----
+
+struct BackwardOptions {
+  const float* gamma = nullptr;  // null: 1
+  float* dgamma = nullptr;       // written when set (c entries)
+  float* dbeta = nullptr;        // written when set (c entries)
+  bool frozen = false;  // statistics are constants (eval-mode fine-tuning): dx = dy*gamma*invstd
+  const simdbn_threading* threading = nullptr;  // null: all cores
+};
+
+// dx from dy with the save_mean/save_invstd of ForwardTraining (or, frozen, the running
+// statistics as mean and 1 / sqrt(var + eps)). dx may be dy.
+inline void Backward(const Shape& shape, const float* x, const float* dy, const float* save_mean,
+                     const float* save_invstd, float* dx, const BackwardOptions& options = {}) {
+  const simdbn_tensor_desc desc = shape.desc();
+  ThrowIfError((options.frozen ? simdbn_backward_frozen : simdbn_backward)(
+      &desc, x, dy, options.gamma, save_mean, save_invstd, dx, options.dgamma, options.dbeta,
+      options.threading));
+}
+
 }  // namespace simdbn
 
 #endif  // SIMDBN_SIMDBN_HPP_

@@ -1,0 +1,116 @@
+// The backward pass of batch normalization (docs/backward.md), per channel over M = n * spatial:
+//   dbeta = sum(dy), dgamma = sum(dy * (x - mean)) * invstd,
+//   dx = k * (dy - dy_mean) + x_scale * (x - mean), with k = gamma * invstd, dy_mean = sum(dy) / M
+//   and x_scale = -k * invstd^2 * sum(dy * (x - mean)) / M (frozen statistics: dx = k * dy).
+// dy - dy_mean is formed first: where it cancels (M = 1, constant dy) it is exact, where
+// k * dy + bias would leave the rounding error of k * dy.
+//
+// Work is split as everywhere else (partition.h): the reductions write one ChannelSums per
+// "slot" of each item, and the driver adds them up in item order, so results do not depend on
+// the thread count.
+#ifndef SIMDBN_KERNELS_BACKWARD_H_
+#define SIMDBN_KERNELS_BACKWARD_H_
+
+#include <cstdint>
+
+#include "kernels/affine.h"
+#include "kernels/partition.h"
+
+namespace simdbn {
+
+// f32 lanes add at most this many terms before their sum moves into double, so the f32 part of
+// the rounding error is bounded by a constant (about kChunkTerms u of the terms' magnitudes),
+// however many values a channel has.
+inline constexpr int64_t kChunkTerms = 16;
+
+// By-pixel reductions accumulate into per-position f32 arrays on the stack: either one period of
+// the flat run (a multiple of both c and the vector length) or blocks of channels of one pixel.
+inline constexpr int64_t kMaxPeriod = 2048;
+// A period at least this long means each accumulator vector is revisited only after 16 others,
+// so store-to-load forwarding never sits on the critical path.
+inline constexpr int64_t kMinPeriod = 16 * kMaxLanes;
+
+// The two sums every variant needs, per channel, in double.
+struct ChannelSums {
+  double dy;        // sum(dy)
+  double dy_xmean;  // sum(dy * (x - mean))
+};
+
+struct ReduceArgs {
+  const float* x;
+  const float* dy;
+  // Frozen statistics only (dy_scale non-null): dx = dy * dy_scale is written in the same pass.
+  float* dx;
+  // Per-channel values. Rows: c entries. Pixels: `period` entries with p[i] = value[i % c] when
+  // period != 0, else c entries.
+  const float* mean;
+  const float* dy_scale;  // nullable
+  int64_t c;
+  int64_t cols;    // row length of the partition: NCHW spatial, by-pixel c
+  int64_t period;  // pixels: the flat-run period (see kMaxPeriod), 0 for channel blocks
+  // Rows: where row r of an item goes. By channel: slot r % c; otherwise slot r - row_begin.
+  // Pixels: always by channel.
+  bool slot_per_channel;
+};
+
+// An item's partial sums, one per slot: sum(dy) in dy[slot], sum(dy * (x - mean)) in
+// dy_xmean[slot]. Two arrays rather than ChannelSums so that a vector of slots is one load.
+struct Slots {
+  double* dy;
+  double* dy_xmean;
+};
+
+// Sums of one item into its `num_slots` slots (by pixel: c); the item zeroes them first.
+void ReduceRows(const ReduceArgs& args, const Slice& slice, int64_t num_slots, const Slots& slots);
+void ReducePixels(const ReduceArgs& args, const Slice& slice, const Slots& slots);
+
+struct DxArgs {
+  const float* x;
+  const float* dy;
+  float* dx;
+  // Per-channel constants. Rows: c entries each. Pixels: the periodic form of affine.h
+  // (MakePeriodic, PeriodicSize(c) entries).
+  const float* mean;
+  const float* x_scale;
+  const float* dy_scale;  // k
+  const float* dy_mean;
+  int64_t c;
+  int64_t cols;
+  bool dy_only;  // dx = dy * dy_scale: frozen statistics (x, mean, x_scale, dy_mean unused)
+  bool stream;
+};
+
+void DxRows(const DxArgs& args, const Slice& slice);
+void DxPixels(const DxArgs& args, const Slice& slice);
+
+// NCHW with a channel small enough to stay in cache: one item is one whole channel, reduced and
+// then differentiated while its data is still cached, so x and dy come from memory only once.
+struct ChannelArgs {
+  const float* x;
+  const float* dy;
+  float* dx;
+  const float* gamma;  // nullable: 1
+  const float* mean;
+  const float* invstd;
+  int64_t n, c, spatial;
+  bool stream;
+};
+
+void BackwardChannel(const ChannelArgs& args, int64_t channel, ChannelSums* sums);
+
+struct DxConstants {
+  float x_scale, dy_scale, dy_mean;
+};
+
+// dx's constants from the sums: computed in double and rounded once each.
+inline DxConstants DxConstantsFor(const ChannelSums& sums, double gamma, double invstd, double m,
+                                  bool frozen) {
+  const double k = gamma * invstd;
+  if (frozen) return {0.0f, static_cast<float>(k), 0.0f};
+  return {static_cast<float>(-k * invstd * invstd * sums.dy_xmean / m), static_cast<float>(k),
+          static_cast<float>(sums.dy / m)};
+}
+
+}  // namespace simdbn
+
+#endif  // SIMDBN_KERNELS_BACKWARD_H_

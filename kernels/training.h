@@ -1,0 +1,77 @@
+// The driver of training forward: statistics over fixed blocks of the tensor merged in a fixed
+// order (so every threading gives the same bits), the per-channel outputs, and normalization
+// through the affine map with the batch mean as its center.
+#ifndef SIMDBN_KERNELS_TRAINING_H_
+#define SIMDBN_KERNELS_TRAINING_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/validate.h"
+#include "simdbn/simdbn.h"
+
+namespace simdbn {
+
+// NCHW: one partial sum per block of about this many elements of a channel (128 KiB).
+inline constexpr int64_t kNchwBlockElements = int64_t{1} << 15;
+// NHWC: one item of the statistics pass reads about this many elements (256 KiB), and at least
+// kMinPixelsPerItem pixels so that its c partial sums stay small next to its data.
+inline constexpr int64_t kNhwcItemElements = int64_t{1} << 16;
+inline constexpr int64_t kMinPixelsPerItem = 32;
+// NCHW channels up to this size are normalized right after their statistics, by the thread
+// that computed them, while their data is still in its cache: x is read from memory once.
+// A constant rather than this machine's cache size: the plan never depends on the machine
+// (the bits would not either way, see BatchMoments).
+inline constexpr size_t kFusedChannelBytes = size_t{1} << 20;
+
+// How a job is cut into work items. Depends on the shape alone.
+struct TrainingPlan {
+  TensorShape shape;
+  bool by_pixel = false;  // NHWC, or spatial == 1: rows are pixels of c channels
+  bool fused = false;     // NCHW channels small enough for kFusedChannelBytes
+
+  // NCHW statistics: each channel is `blocks` blocks, each either `block_images` whole rows
+  // (piece_cols == 0) or one piece of `piece_cols` elements of one row.
+  int64_t blocks = 0, block_images = 0, piece_cols = 0, pieces_per_row = 0;
+
+  // NHWC statistics: "super-rows" of `period` = k * c elements (k pixels, so that short
+  // channel counts still fill whole vectors), `rows_per_item` of them per item; the last item
+  // also takes the `tail_cols` elements of the pixels that make no whole super-row.
+  int64_t period = 0, period_pad = 0, super_rows = 0, tail_cols = 0, rows_per_item = 0,
+          items = 0;
+
+  size_t stats_doubles = 0;    // scratch of BatchMoments
+  size_t constant_floats = 0;  // scratch of the normalization (per-channel constants)
+};
+
+TrainingPlan PlanTraining(const TensorShape& shape);
+
+// What the per-channel step reads and writes besides the statistics.
+struct ChannelParams {
+  const float* gamma;  // nullable: 1
+  const float* beta;   // nullable: 0
+  float eps, momentum;
+  float* running_mean;  // nullable
+  float* running_var;   // nullable
+  float* save_mean;
+  float* save_invstd;
+};
+
+// moments[c] of a non-empty tensor. stats: plan.stats_doubles entries. The same bits as the
+// statistics of FusedTraining, for any threading.
+void BatchMoments(const TrainingPlan& plan, const float* x, double* stats, simdbn_moments* moments,
+                  const simdbn_threading* threading);
+
+// Writes every per-channel output from moments[c] (count > 1 each), then normalizes x into y
+// (if the tensor is not empty). constants: plan.constant_floats entries.
+void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_moments* moments,
+                      const ChannelParams& params, float* constants, float* y,
+                      const simdbn_threading* threading);
+
+// Statistics and normalization of each channel in one work item (plan.fused, non-empty).
+void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams& params,
+                   float* constants, float* y, const simdbn_threading* threading);
+
+}  // namespace simdbn
+
+#endif  // SIMDBN_KERNELS_TRAINING_H_
