@@ -56,6 +56,9 @@ HWY_INLINE void WithAffineConfig(const AffineArgs& a, const F& f) {
 struct PlainMemory {
   template <class D>
   HWY_INLINE hn::Vec<D> Load(D d, const float* p) const { return hn::LoadU(d, p); }
+  // A value computed from loaded lanes, with the masked-off lanes zeroed (here: all kept).
+  template <class D>
+  HWY_INLINE hn::Vec<D> Keep(D /* d */, hn::Vec<D> v) const { return v; }
   template <class D>
   HWY_INLINE void Store(hn::Vec<D> v, D d, float* p) const { hn::StoreU(v, d, p); }
 };
@@ -67,12 +70,14 @@ template <class D>
 struct MaskedMemory {
   hn::Mask<D> mask;
   HWY_INLINE hn::Vec<D> Load(D d, const float* p) const { return hn::MaskedLoad(mask, d, p); }
+  HWY_INLINE hn::Vec<D> Keep(D /* d */, hn::Vec<D> v) const { return hn::IfThenElseZero(mask, v); }
   HWY_INLINE void Store(hn::Vec<D> v, D d, float* p) const { hn::BlendedStore(v, mask, d, p); }
 };
 
+// No HWY_RESTRICT: y may be x or r (in place); each lane is loaded before it is stored.
 template <class Cfg, class D, class Mem, class V = hn::Vec<D>>
-HWY_INLINE void AffineStep(D d, const Mem& mem, const float* HWY_RESTRICT x,
-                           const float* HWY_RESTRICT r, float* y, V m, V s, V b) {
+HWY_INLINE void AffineStep(D d, const Mem& mem, const float* x, const float* r, float* y, V m,
+                           V s, V b) {
   V v = mem.Load(d, x);
   if constexpr (Cfg::kCenter) v = hn::Sub(v, m);
   v = hn::MulAdd(v, s, b);

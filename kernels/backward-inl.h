@@ -61,12 +61,13 @@ HWY_INLINE void AddToDouble(D d, hn::Vec<D> v, hn::Vec<DoubleOf<D>>& total) {
 }
 
 // One vector of both sums with register accumulators (and dx = dy * k if kWriteDx). With a
-// masked memory, the masked-off lanes load as 0 and add 0 * (0 - mean).
+// masked memory, the masked-off lanes load as 0 and their x - mean is zeroed too, so that an
+// infinite mean does not turn them into 0 * Inf = NaN.
 template <bool kWriteDx, class D, class Mem, class V = hn::Vec<D>>
 HWY_INLINE void SumStep(D d, const Mem& mem, const float* x, const float* dy, float* dx, V mean,
                         V k, V& sum_dy, V& sum_dy_xmean) {
   const V g = mem.Load(d, dy);
-  const V xmean = hn::Sub(mem.Load(d, x), mean);
+  const V xmean = mem.Keep(d, hn::Sub(mem.Load(d, x), mean));
   sum_dy = hn::Add(sum_dy, g);
   sum_dy_xmean = hn::MulAdd(g, xmean, sum_dy_xmean);
   if constexpr (kWriteDx) mem.Store(hn::Mul(g, k), d, dx);

@@ -137,8 +137,9 @@ HWY_INLINE void ShiftedColumnSums(const float* HWY_RESTRICT x, size_t rows, size
     // follow poorly from DRAM (measured: 30% below one row at a time), while one row at a time
     // is 3x slower in cache (a load and store of the sums per vector): keep four rows and
     // fetch the rows two groups ahead (about 8 KiB at c = 256; a no-op when in cache).
-    const float* next = p0 + 8 * stride;
+    // Only formed when it lies inside the tensor: a pointer past the end is undefined.
     const bool prefetch = r + 12 <= rows;
+    const float* next = prefetch ? p0 + 8 * stride : p0;
     size_t j = 0;
     for (; j < full; j += N) {
       if (prefetch && j % 16 == 0) {

@@ -24,9 +24,13 @@ void RunItems(const simdbn_threading* threading, int64_t num_items, size_t traff
 template <class F>
 void ParallelFor(const simdbn_threading* threading, int64_t num_items, size_t traffic_bytes,
                  const F& f) {
+  // A caller's pool may hand out empty ranges (e.g. T chunks of ceil(n / T)); tasks that do
+  // work before their loop must not see them.
   RunItems(
       threading, num_items, traffic_bytes,
-      [](void* ctx, int64_t begin, int64_t end) { (*static_cast<const F*>(ctx))(begin, end); },
+      [](void* ctx, int64_t begin, int64_t end) {
+        if (begin < end) (*static_cast<const F*>(ctx))(begin, end);
+      },
       const_cast<F*>(&f));
 }
 

@@ -100,6 +100,12 @@ simdbn_status CheckNoPartialOverlap(const char* fn, const char* a_name, const vo
                                     size_t a_bytes, const char* b_name, const void* b,
                                     size_t b_bytes) {
   if (!Overlap(a, a_bytes, b, b_bytes) || (a == b && a_bytes == b_bytes)) return SIMDBN_SUCCESS;
+  if (a == b) {
+    return Fail(SIMDBN_INVALID_ARGUMENT,
+                "%s: %s and %s are the same pointer %p but have %zu and %zu bytes; in-place use "
+                "needs buffers of the same size",
+                fn, a_name, b_name, a, a_bytes, b_bytes);
+  }
   return Fail(SIMDBN_INVALID_ARGUMENT,
               "%s: %s [%p, +%zu bytes) partially overlaps %s [%p, +%zu bytes); expected the same "
               "buffer (in place) or disjoint buffers",
@@ -110,8 +116,8 @@ simdbn_status CheckDisjoint(const char* fn, const char* a_name, const void* a, s
                             const char* b_name, const void* b, size_t b_bytes) {
   if (!Overlap(a, a_bytes, b, b_bytes)) return SIMDBN_SUCCESS;
   return Fail(SIMDBN_INVALID_ARGUMENT,
-              "%s: outputs %s [%p, +%zu bytes) and %s [%p, +%zu bytes) overlap; expected "
-              "disjoint buffers",
+              "%s: %s [%p, +%zu bytes) and %s [%p, +%zu bytes) overlap; expected disjoint "
+              "buffers",
               fn, a_name, a, a_bytes, b_name, b, b_bytes);
 }
 

@@ -33,7 +33,8 @@ simdbn_status CheckThreading(const char* fn, const simdbn_threading* threading);
 simdbn_status CheckNoPartialOverlap(const char* fn, const char* a_name, const void* a,
                                     size_t a_bytes, const char* b_name, const void* b,
                                     size_t b_bytes);
-// Two outputs may not share any byte, not even exactly.
+// Buffers that may not share any byte, not even exactly (two outputs, or an output and an
+// input of another size).
 simdbn_status CheckDisjoint(const char* fn, const char* a_name, const void* a, size_t a_bytes,
                             const char* b_name, const void* b, size_t b_bytes);
 

@@ -80,8 +80,10 @@ simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc, const voi
  * y = (x - mean) * (gamma * invstd) + beta with invstd = 1 / sqrt(var + eps), where mean is
  * the f32 save_mean: the subtraction comes first, so data far from zero keeps its digits.
  * The statistics are accumulated in double (shifted sums per fixed block, merged in a fixed
- * order): mean is the exact mean rounded to f32, and the variance is accurate to ~1e-14 before
- * its rounding to f32, even for data with mean 1e6 and std 1. Results are bit-for-bit the same for any threading.
+ * order, shifted by the channel's first value x0): mean is the exact mean rounded to f32; the
+ * variance before its rounding to f32 has a relative error of about 1e-13 * (1 + (x0 - mean)^2
+ * / var) at worst (1e-14 measured at mean 1e6, std 1): below f32 precision unless x0 is an
+ * outlier by hundreds of standard deviations. Results are bit-for-bit the same for any threading.
  *
  * running_mean/running_var (nullable, updated in place, PyTorch convention):
  *   running_mean = (1 - momentum) * running_mean + momentum * mean
