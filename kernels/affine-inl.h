@@ -139,13 +139,14 @@ HWY_INLINE void AffineRun(const float* x, const float* r, float* y, size_t count
 #endif
 }
 
-// A run over whole or partial pixels of an NHWC tensor: x[i] has channel (c0 + i) % c, and the
-// constants are periodic with `period` (see affine.h), so every vector loads its constants in
-// one go and every channel step is an add and at most one subtraction.
-template <class Cfg>
-HWY_INLINE void AffinePeriodicRun(const float* x, const float* r, float* y, size_t count,
-                                  const float* center, const float* scale, const float* bias,
-                                  size_t period, size_t c0) {
+// Walks `count` elements whose channel wraps at `period`, starting at channel c0: one by one
+// up to the alignment that streaming stores need, then four independent vectors per iteration
+// (every channel step is an add and at most one subtraction), then the tail.
+// step(dv, memory, i, ch) does the vector (or single lane) at offset i whose first lane has
+// channel ch; `out` is the output the alignment is for. Cfg needs kStream.
+template <class Cfg, class Step>
+HWY_INLINE void PeriodicWalk(const float* out, size_t count, size_t period, size_t c0,
+                             const Step& step) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const size_t N = hn::Lanes(d);
@@ -155,15 +156,10 @@ HWY_INLINE void AffinePeriodicRun(const float* x, const float* r, float* y, size
   const auto wrap = [period](size_t channel) {
     return channel >= period ? channel - period : channel;
   };
-  const auto step = [&](auto dv, const auto& memory, size_t at, size_t ch) {
-    const auto m = Cfg::kCenter ? hn::LoadU(dv, center + ch) : hn::Zero(dv);
-    AffineStep<Cfg>(dv, memory, x + at, r + at, y + at, m, hn::LoadU(dv, scale + ch),
-                    hn::LoadU(dv, bias + ch));
-  };
 
   size_t ch = c0;
   size_t i = 0;
-  const size_t peel = StreamPeel<Cfg>(y, count);
+  const size_t peel = StreamPeel<Cfg>(out, count);
   for (; i < peel; ++i, ch = wrap(ch + 1)) step(d1, plain, i, ch);
   for (; i + 4 * N <= count; i += 4 * N, ch = wrap(ch + 4 * N)) {
     const size_t ch1 = wrap(ch + N), ch2 = wrap(ch + 2 * N), ch3 = wrap(ch + 3 * N);
@@ -179,6 +175,21 @@ HWY_INLINE void AffinePeriodicRun(const float* x, const float* r, float* y, size
 #else
   for (; i < count; ++i, ch = wrap(ch + 1)) step(d1, plain, i, ch);
 #endif
+}
+
+// A run over whole or partial pixels of an NHWC tensor: x[i] has channel (c0 + i) % c, and the
+// constants are periodic with `period` (see affine.h), so every vector loads its constants in
+// one go.
+template <class Cfg>
+HWY_INLINE void AffinePeriodicRun(const float* x, const float* r, float* y, size_t count,
+                                  const float* center, const float* scale, const float* bias,
+                                  size_t period, size_t c0) {
+  const auto step = [&](auto dv, const auto& memory, size_t at, size_t ch) {
+    const auto m = Cfg::kCenter ? hn::LoadU(dv, center + ch) : hn::Zero(dv);
+    AffineStep<Cfg>(dv, memory, x + at, r + at, y + at, m, hn::LoadU(dv, scale + ch),
+                    hn::LoadU(dv, bias + ch));
+  };
+  PeriodicWalk<Cfg>(y, count, period, c0, step);
 }
 
 // Without a residual the kernels still advance a residual pointer; x stands in for it (never

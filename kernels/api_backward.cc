@@ -216,7 +216,7 @@ class Backward {
     args.n = r_.shape.n;
     args.c = c_;
     args.spatial = r_.shape.spatial;
-    args.stream = ShouldStream(3 * r_.shape.bytes);
+    args.stream = ShouldStream(3 * r_.shape.bytes, r_.shape.spatial);
     ParallelFor(r_.threading, c_, 3 * r_.shape.bytes, [&](int64_t begin, int64_t end) {
       for (int64_t ch = begin; ch < end; ++ch) BackwardChannel(args, ch, &totals_[ch]);
     });
@@ -339,7 +339,7 @@ class Backward {
   void Differentiate(DxArgs* args, size_t tensors_moved) {
     args->c = c_;
     args->cols = cols_;
-    args->stream = ShouldStream(tensors_moved * r_.shape.bytes);
+    args->stream = ShouldStream(tensors_moved * r_.shape.bytes, by_pixel_ ? r_.shape.elements : cols_);
     const Partition partition(rows_, cols_);
     // Backwards through each range: after the reductions the end of the tensor is still in the
     // last-level cache, so the first part of this pass reads it from there (dx is elementwise:

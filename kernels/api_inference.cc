@@ -123,7 +123,7 @@ extern "C" simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc
   args.cols = by_pixel ? shape.c : shape.spatial;
   args.relu = (flags & SIMDBN_RELU) != 0;
   const size_t traffic = shape.bytes * (residual != nullptr ? 3 : 2);
-  args.stream = simdbn::ShouldStream(traffic);
+  args.stream = simdbn::ShouldStream(traffic, by_pixel ? shape.elements : shape.spatial);
 
   std::vector<float> periodic;
   if (by_pixel) {

@@ -348,17 +348,10 @@ HWY_INLINE void DxRun(const float* x, const float* dy, float* dx, size_t count,
 }
 
 // A run over whole or partial pixels: x[i] has channel (c0 + i) % c and the constants are in
-// periodic form (affine.h), so each vector loads its constants in one go and a channel step is
-// an add and at most one subtraction.
+// periodic form (affine.h), walked by PeriodicWalk (affine-inl.h).
 template <class Cfg>
 HWY_INLINE void DxPeriodicRun(const DxArgs& a, size_t offset, size_t count, size_t c0) {
-  const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
-  const size_t N = hn::Lanes(d);
   const size_t period = static_cast<size_t>(PeriodOf(a.c));
-  using Mem = std::conditional_t<Cfg::kStream, StreamMemory, PlainMemory>;
-  const Mem mem;
-  const PlainMemory plain;
   const float* x = a.x + offset;
   const float* dy = a.dy + offset;
   float* dx = a.dx + offset;
@@ -368,7 +361,6 @@ HWY_INLINE void DxPeriodicRun(const DxArgs& a, size_t offset, size_t count, size
   const float* HWY_RESTRICT x_scale = a.x_scale;
   const float* HWY_RESTRICT dy_scale = a.dy_scale;
   const float* HWY_RESTRICT dy_mean = a.dy_mean;
-  const auto wrap = [period](size_t ch) { return ch >= period ? ch - period : ch; };
   const auto step = [&](auto dv, const auto& memory, size_t i, size_t ch) {
     // Frozen statistics come without mean, x_scale and dy_mean: only dy_scale is read.
     const auto load = [&](const float* p) {
@@ -383,24 +375,7 @@ HWY_INLINE void DxPeriodicRun(const DxArgs& a, size_t offset, size_t count, size
                 hn::LoadU(dv, dy_scale + ch), load(dy_mean));
   };
 
-  size_t ch = c0;
-  size_t i = 0;
-  const size_t peel = StreamPeel<Cfg>(dx, count);
-  for (; i < peel; ++i, ch = wrap(ch + 1)) step(d1, plain, i, ch);
-  for (; i + 4 * N <= count; i += 4 * N, ch = wrap(ch + 4 * N)) {
-    const size_t ch1 = wrap(ch + N), ch2 = wrap(ch + 2 * N), ch3 = wrap(ch + 3 * N);
-    step(d, mem, i, ch);
-    step(d, mem, i + N, ch1);
-    step(d, mem, i + 2 * N, ch2);
-    step(d, mem, i + 3 * N, ch3);
-  }
-  for (; i + N <= count; i += N, ch = wrap(ch + N)) step(d, mem, i, ch);
-  if (i == count) return;
-#if !HWY_MEM_OPS_MIGHT_FAULT
-  step(d, MaskedMemory<decltype(d)>{hn::FirstN(d, count - i)}, i, ch);
-#else
-  for (; i < count; ++i, ch = wrap(ch + 1)) step(d1, plain, i, ch);
-#endif
+  PeriodicWalk<Cfg>(dx, count, period, c0, step);
 }
 
 HWY_INLINE void DxRowsSlice(const DxArgs& a, const Slice& slice) {

@@ -195,7 +195,7 @@ AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const Constants&
   args.bias = k.bias;
   args.c = p.shape.c;
   args.cols = p.by_pixel ? p.shape.c : p.shape.spatial;
-  args.stream = ShouldStream(2 * p.shape.bytes);
+  args.stream = ShouldStream(2 * p.shape.bytes, p.by_pixel ? p.shape.elements : p.shape.spatial);
   return args;
 }
 
