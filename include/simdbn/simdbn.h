@@ -74,7 +74,7 @@ simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc, const voi
                                        const void* residual /* nullable */, void* y,
                                        unsigned flags, const simdbn_threading* threading);
 
-/* ---- Training forward (see the training section of the README) ---- */
+/* ---- Training forward (details: docs/training.md) ---- */
 
 /* Batch statistics per channel over M = n * spatial values (mean, biased variance M2 / M), then
  * y = (x - mean) * (gamma * invstd) + beta with invstd = 1 / sqrt(var + eps), where mean is
