@@ -1,7 +1,6 @@
 // Entry points of inference: simdbn_fold_inference and simdbn_forward_inference.
 #include <cinttypes>
 #include <cmath>
-#include <limits>
 #include <new>
 #include <vector>
 
@@ -15,12 +14,6 @@
 
 namespace simdbn {
 namespace {
-
-simdbn_status CheckChannelArrays(const char* fn, int64_t c) {
-  SIMDBN_RETURN_IF_ERROR(CheckChannels(fn, c));
-  if (c <= std::numeric_limits<int64_t>::max() / kMaxLanes) return SIMDBN_SUCCESS;
-  return Fail(SIMDBN_INVALID_ARGUMENT, "%s: c = %" PRId64 " is too large", fn, c);
-}
 
 simdbn_status ValidateFold(int64_t c, const float* gamma, const float* beta, const float* mean,
                            const float* var, float eps, const float* scale, const float* bias) {

@@ -18,13 +18,6 @@
 namespace simdbn {
 namespace {
 
-simdbn_status CheckChannelArrays(const char* fn, int64_t c) {
-  SIMDBN_RETURN_IF_ERROR(CheckChannels(fn, c));
-  // The scratch holds a few periodic arrays of PeriodicSize(c) entries and a few c doubles.
-  if (c <= std::numeric_limits<int64_t>::max() / (8 * kMaxLanes)) return SIMDBN_SUCCESS;
-  return Fail(SIMDBN_INVALID_ARGUMENT, "%s: c = %" PRId64 " is too large", fn, c);
-}
-
 simdbn_status CheckMomentum(const char* fn, float momentum) {
   if (momentum >= 0.0f && momentum <= 1.0f) return SIMDBN_SUCCESS;
   return Fail(SIMDBN_INVALID_ARGUMENT, "%s: momentum = %g; expected a value in [0, 1]", fn,

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/affine.h"  // kMaxLanes
 #include "kernels/status.h"
 
 namespace simdbn {
@@ -36,6 +37,12 @@ simdbn_status CheckNotNull(const char* fn, const char* name, const void* p) {
 simdbn_status CheckChannels(const char* fn, int64_t c) {
   if (c > 0) return SIMDBN_SUCCESS;
   return Fail(SIMDBN_INVALID_ARGUMENT, "%s: c = %" PRId64 "; expected c > 0", fn, c);
+}
+
+simdbn_status CheckChannelArrays(const char* fn, int64_t c) {
+  SIMDBN_RETURN_IF_ERROR(CheckChannels(fn, c));
+  if (c <= std::numeric_limits<int64_t>::max() / (8 * kMaxLanes)) return SIMDBN_SUCCESS;
+  return Fail(SIMDBN_INVALID_ARGUMENT, "%s: c = %" PRId64 " is too large", fn, c);
 }
 
 simdbn_status CheckDesc(const char* fn, const simdbn_tensor_desc* desc, TensorShape* shape) {

@@ -25,6 +25,9 @@ simdbn_status CheckSupported(const char* fn, const TensorShape& shape);
 simdbn_status CheckNotNull(const char* fn, const char* name, const void* p);
 // c > 0 for the per-channel entry points that take no descriptor.
 simdbn_status CheckChannels(const char* fn, int64_t c);
+// c > 0 and small enough that per-channel scratch (a few periodic arrays of PeriodicSize(c)
+// floats, a few arrays of c doubles) has a size that fits in size_t.
+simdbn_status CheckChannelArrays(const char* fn, int64_t c);
 simdbn_status CheckEps(const char* fn, float eps);
 simdbn_status CheckThreading(const char* fn, const simdbn_threading* threading);
 
