@@ -193,4 +193,16 @@ bool FirstCall(const std::string& case_key) {
   return seen.insert(case_key).second;
 }
 
+void RegisterComparison(const std::string& op, const Shape& shape, int threads,
+                        const LayoutCase& simdbn, const LayoutCase& onednn) {
+  for (Layout layout : kPlainLayouts) {
+    RegisterCase(CaseName(op, "simdbn", layout, shape, threads),
+                 [=](benchmark::State& state) { simdbn(state, layout); });
+  }
+  for (Layout layout : {Layout::kNchw, Layout::kNhwc, Layout::kBlocked}) {
+    RegisterCase(CaseName(op, "onednn", layout, shape, threads),
+                 [=](benchmark::State& state) { onednn(state, layout); });
+  }
+}
+
 }  // namespace simdbn_bench

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,6 +39,12 @@ void RegisterCase(const std::string& name, Fn fn) {
 // tensor (padding of blocked layouts is the library's own cost). Sets bytes_per_second and the
 // per-call "traffic_bytes" and "tensor_bytes" counters the report recomputes figures from.
 void ReportTraffic(benchmark::State& state, const Shape& shape, double tensors_moved);
+// Registers an op's cases for one shape: simdbn in the plain layouts, oneDNN in those and in its
+// blocked layout. Each function runs one case in the given layout.
+using LayoutCase = std::function<void(benchmark::State& state, Layout layout)>;
+void RegisterComparison(const std::string& op, const Shape& shape, int threads,
+                        const LayoutCase& simdbn, const LayoutCase& onednn);
+
 // "net;implementation" as the case's label.
 void SetLabel(benchmark::State& state, const Shape& shape, const std::string& implementation);
 

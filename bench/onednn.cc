@@ -77,4 +77,22 @@ void ReorderFromNchw(const Shape& shape, const float* src, Layout layout, float*
 
 void SetOneDnnThreads(int threads) { omp_set_num_threads(threads); }
 
+void TimeOneDnn(benchmark::State& state, const Shape& shape, double tensors_moved,
+                const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args,
+                const char* implementation, const std::function<std::string()>& check) {
+  primitive.execute(Stream(), args);
+  Stream().wait();
+  const std::string error = check();
+  if (!error.empty()) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    primitive.execute(Stream(), args);
+    Stream().wait();
+  }
+  ReportTraffic(state, shape, tensors_moved);
+  SetLabel(state, shape, std::string("onednn:") + implementation);
+}
+
 }  // namespace simdbn_bench

@@ -6,6 +6,9 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
 
 #include "bench/bench_util.h"
 #include "bench/shapes.h"
@@ -32,6 +35,13 @@ void ReorderFromNchw(const Shape& shape, const float* src, Layout layout, float*
 
 // Makes oneDNN's next primitive run on this many OpenMP threads.
 void SetOneDnnThreads(int threads);
+
+// The timed part of every oneDNN case: runs the primitive once, skips the case with check()'s
+// message if it returns one, then times execute + wait and reports the traffic and the
+// implementation oneDNN chose.
+void TimeOneDnn(benchmark::State& state, const Shape& shape, double tensors_moved,
+                const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args,
+                const char* implementation, const std::function<std::string()>& check);
 
 }  // namespace simdbn_bench
 

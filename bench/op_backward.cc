@@ -188,41 +188,27 @@ void OneDnnBackward(benchmark::State& state, const Shape& shape, Layout layout, 
         {DNNL_ARG_DIFF_SCALE, dnnl::memory(cd, Engine(), dgamma.data())},
         {DNNL_ARG_DIFF_SHIFT, dnnl::memory(cd, Engine(), dbeta.data())},
     };
-    primitive.execute(Stream(), args);
-    Stream().wait();
-    const std::string error =
-        FirstCall(CaseName(frozen ? "BackwardFrozen" : "Backward", "onednn", layout, shape,
-                           threads))
-            ? CheckBackward(shape, plain, params.gamma, stats, frozen, plain_x, plain_dy,
-                            layout == Layout::kBlocked ? nullptr : dx, dgamma.data(),
-                            dbeta.data(), kOneDnnTolerance)
-            : "";
-    if (!error.empty()) {
-      state.SkipWithError(error.c_str());
-      return;
-    }
-    for (auto _ : state) {
-      primitive.execute(Stream(), args);
-      Stream().wait();
-    }
-    ReportTraffic(state, shape, kTensorsMoved);
-    SetLabel(state, shape, std::string("onednn:") + pd.impl_info_str());
+    TimeOneDnn(state, shape, kTensorsMoved, primitive, args, pd.impl_info_str(), [&] {
+      const char* op = frozen ? "BackwardFrozen" : "Backward";
+      if (!FirstCall(CaseName(op, "onednn", layout, shape, threads))) return std::string();
+      return CheckBackward(shape, plain, params.gamma, stats, frozen, plain_x, plain_dy,
+                           layout == Layout::kBlocked ? nullptr : dx, dgamma.data(),
+                           dbeta.data(), kOneDnnTolerance);
+    });
   } catch (const dnnl::error& e) {
     state.SkipWithError(e.what());
   }
 }
 
 void Register(const char* op, const Shape& shape, int threads, bool frozen) {
-  for (Layout layout : kPlainLayouts) {
-    RegisterCase(CaseName(op, "simdbn", layout, shape, threads), [=](benchmark::State& state) {
-      SimdbnBackward(state, shape, layout, threads, frozen);
-    });
-  }
-  for (Layout layout : {Layout::kNchw, Layout::kNhwc, Layout::kBlocked}) {
-    RegisterCase(CaseName(op, "onednn", layout, shape, threads), [=](benchmark::State& state) {
-      OneDnnBackward(state, shape, layout, threads, frozen);
-    });
-  }
+  RegisterComparison(
+      op, shape, threads,
+      [=](benchmark::State& state, Layout layout) {
+        SimdbnBackward(state, shape, layout, threads, frozen);
+      },
+      [=](benchmark::State& state, Layout layout) {
+        OneDnnBackward(state, shape, layout, threads, frozen);
+      });
 }
 
 void RegisterBackward(const Shape& shape, int threads) {

@@ -74,19 +74,8 @@ void OneDnnInference(benchmark::State& state, const Shape& shape, Layout layout,
         {DNNL_ARG_SCALE, dnnl::memory(cd, Engine(), params.gamma.data())},
         {DNNL_ARG_SHIFT, dnnl::memory(cd, Engine(), params.beta.data())},
     };
-    primitive.execute(Stream(), args);
-    Stream().wait();
-    const std::string error = CheckInference(shape, layout, params, x, y);
-    if (!error.empty()) {
-      state.SkipWithError(error.c_str());
-      return;
-    }
-    for (auto _ : state) {
-      primitive.execute(Stream(), args);
-      Stream().wait();
-    }
-    ReportTraffic(state, shape, kTensorsMoved);
-    SetLabel(state, shape, std::string("onednn:") + pd.impl_info_str());
+    TimeOneDnn(state, shape, kTensorsMoved, primitive, args, pd.impl_info_str(),
+               [&] { return CheckInference(shape, layout, params, x, y); });
   } catch (const dnnl::error& e) {
     state.SkipWithError(e.what());
   }

@@ -109,38 +109,27 @@ void OneDnnTraining(benchmark::State& state, const Shape& shape, Layout layout, 
         {DNNL_ARG_SCALE, dnnl::memory(cd, Engine(), gamma.data())},
         {DNNL_ARG_SHIFT, dnnl::memory(cd, Engine(), beta.data())},
     };
-    primitive.execute(Stream(), args);
-    Stream().wait();
-    params.mean = mean;
-    params.var = var;
-    const std::string error =
-        FirstCall(CaseName("Training", "onednn", layout, shape, threads))
-            ? CheckInference(shape, layout, params, x, y)
-            : "";
-    if (!error.empty()) {
-      state.SkipWithError(error.c_str());
-      return;
-    }
-    for (auto _ : state) {
-      primitive.execute(Stream(), args);
-      Stream().wait();
-    }
-    ReportTraffic(state, shape, kTensorsMoved);
-    SetLabel(state, shape, std::string("onednn:") + pd.impl_info_str());
+    // oneDNN's own statistics: y is checked as the inference it is with them.
+    TimeOneDnn(state, shape, kTensorsMoved, primitive, args, pd.impl_info_str(), [&] {
+      if (!FirstCall(CaseName("Training", "onednn", layout, shape, threads))) return std::string();
+      params.mean = mean;
+      params.var = var;
+      return CheckInference(shape, layout, params, x, y);
+    });
   } catch (const dnnl::error& e) {
     state.SkipWithError(e.what());
   }
 }
 
 void RegisterTraining(const Shape& shape, int threads) {
-  for (Layout layout : kPlainLayouts) {
-    RegisterCase(CaseName("Training", "simdbn", layout, shape, threads),
-                 [=](benchmark::State& state) { SimdbnTraining(state, shape, layout, threads); });
-  }
-  for (Layout layout : {Layout::kNchw, Layout::kNhwc, Layout::kBlocked}) {
-    RegisterCase(CaseName("Training", "onednn", layout, shape, threads),
-                 [=](benchmark::State& state) { OneDnnTraining(state, shape, layout, threads); });
-  }
+  RegisterComparison(
+      "Training", shape, threads,
+      [=](benchmark::State& state, Layout layout) {
+        SimdbnTraining(state, shape, layout, threads);
+      },
+      [=](benchmark::State& state, Layout layout) {
+        OneDnnTraining(state, shape, layout, threads);
+      });
 }
 
 [[maybe_unused]] const bool kRegistered = AddOp("Training", RegisterTraining);
