@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bench/shapes.h"
+#include "simdbn/simdbn.h"
 
 namespace simdbn_bench {
 
@@ -39,14 +40,35 @@ void RegisterCase(const std::string& name, Fn fn) {
 // tensor (padding of blocked layouts is the library's own cost). Sets bytes_per_second and the
 // per-call "traffic_bytes" and "tensor_bytes" counters the report recomputes figures from.
 void ReportTraffic(benchmark::State& state, const Shape& shape, double tensors_moved);
+// "net;implementation" as the case's label.
+void SetLabel(benchmark::State& state, const Shape& shape, const std::string& implementation);
+
+// The timed part of every simdbn case: runs it once (skipping the case with simdbn's message if
+// it fails, or with check()'s if that returns one), then times it and reports the traffic and
+// the SIMD target. A template, so that the timed loop calls run directly.
+template <class Run, class Check>
+void TimeSimdbn(benchmark::State& state, const Shape& shape, double tensors_moved, const Run& run,
+                const Check& check) {
+  if (run() != SIMDBN_SUCCESS) {
+    state.SkipWithError(simdbn_last_error_message());
+    return;
+  }
+  const std::string error = check();
+  if (!error.empty()) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  for (auto _ : state) run();
+  ReportTraffic(state, shape, tensors_moved);
+  SetLabel(state, shape, std::string("simdbn:") + simdbn_target_name());
+}
+
 // Registers an op's cases for one shape: simdbn in the plain layouts, oneDNN in those and in its
 // blocked layout. Each function runs one case in the given layout.
 using LayoutCase = std::function<void(benchmark::State& state, Layout layout)>;
 void RegisterComparison(const std::string& op, const Shape& shape, int threads,
                         const LayoutCase& simdbn, const LayoutCase& onednn);
 
-// "net;implementation" as the case's label.
-void SetLabel(benchmark::State& state, const Shape& shape, const std::string& implementation);
 
 // Size of the last-level cache; the report flags cases whose traffic exceeds it.
 size_t LastLevelCacheBytes();

@@ -121,22 +121,12 @@ void SimdbnBackward(benchmark::State& state, const Shape& shape, Layout layout, 
     return fn(&desc, x, dy, params.gamma.data(), stats.mean.data(), stats.invstd.data(), dx,
               dgamma.data(), dbeta.data(), &threading);
   };
-  if (run() != SIMDBN_SUCCESS) {
-    state.SkipWithError(simdbn_last_error_message());
-    return;
-  }
-  const std::string error =
-      FirstCall(CaseName(frozen ? "BackwardFrozen" : "Backward", "simdbn", layout, shape, threads))
-          ? CheckBackward(shape, layout, params.gamma, stats, frozen, x, dy, dx, dgamma.data(),
-                          dbeta.data(), kSimdbnTolerance)
-          : "";
-  if (!error.empty()) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
-  for (auto _ : state) run();
-  ReportTraffic(state, shape, kTensorsMoved);
-  SetLabel(state, shape, std::string("simdbn:") + simdbn_target_name());
+  TimeSimdbn(state, shape, kTensorsMoved, run, [&] {
+    const char* op = frozen ? "BackwardFrozen" : "Backward";
+    if (!FirstCall(CaseName(op, "simdbn", layout, shape, threads))) return std::string();
+    return CheckBackward(shape, layout, params.gamma, stats, frozen, x, dy, dx, dgamma.data(),
+                         dbeta.data(), kSimdbnTolerance);
+  });
 }
 
 void OneDnnBackward(benchmark::State& state, const Shape& shape, Layout layout, int threads,

@@ -31,19 +31,12 @@ void SimdbnInference(benchmark::State& state, const Shape& shape, Layout layout,
   };
   if (simdbn_fold_inference(shape.c, params.gamma.data(), params.beta.data(), params.mean.data(),
                             params.var.data(), kEps, scale.data(),
-                            bias.data()) != SIMDBN_SUCCESS ||
-      run() != SIMDBN_SUCCESS) {
+                            bias.data()) != SIMDBN_SUCCESS) {
     state.SkipWithError(simdbn_last_error_message());
     return;
   }
-  const std::string error = CheckInference(shape, layout, params, x, y);
-  if (!error.empty()) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
-  for (auto _ : state) run();
-  ReportTraffic(state, shape, kTensorsMoved);
-  SetLabel(state, shape, std::string("simdbn:") + simdbn_target_name());
+  TimeSimdbn(state, shape, kTensorsMoved, run,
+             [&] { return CheckInference(shape, layout, params, x, y); });
 }
 
 void OneDnnInference(benchmark::State& state, const Shape& shape, Layout layout, int threads) {

@@ -59,21 +59,11 @@ void SimdbnTraining(benchmark::State& state, const Shape& shape, Layout layout, 
                                    running_mean.data(), running_var.data(), y, save_mean.data(),
                                    save_invstd.data(), &threading);
   };
-  if (run() != SIMDBN_SUCCESS) {  // e.g. one value per channel: no unbiased variance
-    state.SkipWithError(simdbn_last_error_message());
-    return;
-  }
-  const std::string error =
-      FirstCall(CaseName("Training", "simdbn", layout, shape, threads))
-          ? CheckInference(shape, layout, params, x, y)
-          : "";
-  if (!error.empty()) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
-  for (auto _ : state) run();
-  ReportTraffic(state, shape, kTensorsMoved);
-  SetLabel(state, shape, std::string("simdbn:") + simdbn_target_name());
+  // A failure (e.g. one value per channel: no unbiased variance) skips the case.
+  TimeSimdbn(state, shape, kTensorsMoved, run, [&] {
+    if (!FirstCall(CaseName("Training", "simdbn", layout, shape, threads))) return std::string();
+    return CheckInference(shape, layout, params, x, y);
+  });
 }
 
 void OneDnnTraining(benchmark::State& state, const Shape& shape, Layout layout, int threads) {
