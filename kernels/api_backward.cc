@@ -10,16 +10,14 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdint>
-#include <exception>
 #include <limits>
-#include <memory>
-#include <new>
 #include <numeric>
 
 #include "kernels/affine.h"
 #include "kernels/backward.h"
 #include "kernels/cache.h"
 #include "kernels/partition.h"
+#include "kernels/scratch.h"
 #include "kernels/status.h"
 #include "kernels/threading.h"
 #include "kernels/validate.h"
@@ -119,17 +117,6 @@ simdbn_status Validate(const simdbn_tensor_desc* desc, Request* r) {
   return CheckSupported(fn, r->shape);
 }
 
-// Uninitialized scratch (everything is written before it is read), or SIMDBN_OUT_OF_MEMORY.
-template <class T>
-simdbn_status Allocate(const char* fn, size_t count, std::unique_ptr<T[]>* out) {
-  if (count <= std::numeric_limits<size_t>::max() / sizeof(T)) {
-    out->reset(new (std::nothrow) T[count]);
-  }
-  if (*out != nullptr || count == 0) return SIMDBN_SUCCESS;
-  return Fail(SIMDBN_OUT_OF_MEMORY, "%s: cannot allocate %zu elements of %zu bytes of scratch", fn,
-              count, sizeof(T));
-}
-
 // The flat-run period of by-pixel reductions: a multiple of c and of every target's vector
 // length, at least kMinPeriod; 0 (blocks of channels) when that exceeds kMaxPeriod.
 int64_t FlatPeriod(int64_t c) {
@@ -149,7 +136,8 @@ class Backward {
         // c == 1 both are one run per image, best walked by row.
         by_pixel_(r.shape.spatial == 1 || (r.shape.layout == SIMDBN_NHWC && r.shape.c != 1)),
         rows_(by_pixel_ ? m_ : r.shape.n * c_),
-        cols_(by_pixel_ ? c_ : r.shape.spatial) {}
+        cols_(by_pixel_ ? c_ : r.shape.spatial),
+        scratch_(r.fn) {}
 
   simdbn_status Run() {
     if (m_ == 0) return WriteChannelOutputs();  // empty sums: dgamma = dbeta = 0
@@ -171,8 +159,8 @@ class Backward {
     SIMDBN_RETURN_IF_ERROR(AllocateReduction());
     const int64_t period = by_pixel_ ? FlatPeriod(c_) : 0;
     const size_t k_count = static_cast<size_t>(period != 0 ? period : c_);
-    SIMDBN_RETURN_IF_ERROR(Allocate(r_.fn, k_count * (period != 0 ? 2 : 1), &constants_));
-    float* k = constants_.get();
+    SIMDBN_RETURN_IF_ERROR(scratch_.Get(k_count * (period != 0 ? 2 : 1), &constants_));
+    float* k = constants_;
     for (int64_t ch = 0; ch < c_; ++ch) k[ch] = static_cast<float>(Gamma(ch) * r_.invstd[ch]);
     const float* mean = r_.mean;
     if (period != 0) {
@@ -189,8 +177,8 @@ class Backward {
   // Frozen statistics, no dgamma or dbeta: dx = dy * k and nothing else, x is never read.
   simdbn_status DyOnly() {
     const size_t count = static_cast<size_t>(by_pixel_ ? PeriodicSize(c_) : c_);
-    SIMDBN_RETURN_IF_ERROR(Allocate(r_.fn, count, &constants_));
-    float* k = constants_.get();
+    SIMDBN_RETURN_IF_ERROR(scratch_.Get(count, &constants_));
+    float* k = constants_;
     for (int64_t ch = 0; ch < c_; ++ch) k[ch] = static_cast<float>(Gamma(ch) * r_.invstd[ch]);
     if (by_pixel_) Repeat(k, PeriodicSize(c_));
     DxArgs args{};
@@ -205,7 +193,7 @@ class Backward {
 
   // NCHW, channels small enough for the cache: one item per channel.
   simdbn_status Channels() {
-    SIMDBN_RETURN_IF_ERROR(Allocate(r_.fn, static_cast<size_t>(c_), &totals_));
+    SIMDBN_RETURN_IF_ERROR(scratch_.Get(static_cast<size_t>(c_), &totals_));
     ChannelArgs args{};
     args.x = r_.x;
     args.dy = r_.dy;
@@ -231,10 +219,10 @@ class Backward {
     const size_t per_array = static_cast<size_t>(by_pixel_ ? PeriodicSize(c_) : c_);
     const size_t arrays = by_pixel_ ? 4 : 3;
     SIMDBN_RETURN_IF_ERROR(
-        Allocate(r_.fn, arrays * per_array + static_cast<size_t>(period), &constants_));
+        scratch_.Get(arrays * per_array + static_cast<size_t>(period), &constants_));
     const float* reduce_mean = r_.mean;
     if (period != 0) {
-      float* periodic = constants_.get() + arrays * per_array;
+      float* periodic = constants_ + arrays * per_array;
       std::copy(r_.mean, r_.mean + c_, periodic);
       Repeat(periodic, period);
       reduce_mean = periodic;
@@ -242,7 +230,7 @@ class Backward {
     Reduce(reduce_mean, nullptr, period, /*tensors_moved=*/2);
 
     // Arrays of c first; by pixel they are then repeated in place into the periodic form.
-    float* x_scale = constants_.get();
+    float* x_scale = constants_;
     float* dy_scale = x_scale + per_array;
     float* dy_mean = dy_scale + per_array;
     const double m = static_cast<double>(m_);
@@ -294,8 +282,8 @@ class Backward {
       slot_per_channel_ = rows > c_;
       slots_per_item_ = slot_per_channel_ ? c_ : rows;
     }
-    SIMDBN_RETURN_IF_ERROR(Allocate(r_.fn, static_cast<size_t>(c_), &totals_));
-    return Allocate(r_.fn, static_cast<size_t>(partition_.size() * 2 * slots_per_item_), &slots_);
+    SIMDBN_RETURN_IF_ERROR(scratch_.Get(static_cast<size_t>(c_), &totals_));
+    return scratch_.Get(static_cast<size_t>(partition_.size() * 2 * slots_per_item_), &slots_);
   }
 
   // Sums of every channel into totals_: per-item partials, then added in item order.
@@ -312,7 +300,7 @@ class Backward {
     args.slot_per_channel = slot_per_channel_;
     const int64_t num_slots = slots_per_item_;
     const auto item_slots = [&](int64_t item) {
-      double* dy = slots_.get() + item * 2 * num_slots;
+      double* dy = slots_ + item * 2 * num_slots;
       return Slots{dy, dy + num_slots};
     };
     ParallelFor(r_.threading, partition_.size(), tensors_moved * r_.shape.bytes,
@@ -322,7 +310,7 @@ class Backward {
                               : ReduceRows(args, partition_[item], num_slots, item_slots(item));
                   }
                 });
-    std::fill(totals_.get(), totals_.get() + c_, ChannelSums{0.0, 0.0});
+    std::fill(totals_, totals_ + c_, ChannelSums{0.0, 0.0});
     for (int64_t item = 0; item < partition_.size(); ++item) {
       const Slice slice = partition_[item];
       const Slots in = item_slots(item);
@@ -372,9 +360,10 @@ class Backward {
   Partition partition_{0, 0};
   bool slot_per_channel_ = false;
   int64_t slots_per_item_ = 0;
-  std::unique_ptr<ChannelSums[]> totals_;  // per channel, in the end the sums of everything
-  std::unique_ptr<double[]> slots_;        // per item: Slots of slots_per_item_ each
-  std::unique_ptr<float[]> constants_;     // per-channel arrays for the kernels
+  Scratch scratch_;
+  ChannelSums* totals_ = nullptr;  // per channel, in the end the sums of everything
+  double* slots_ = nullptr;        // per item: Slots of slots_per_item_ each
+  float* constants_ = nullptr;     // per-channel arrays for the kernels
 };
 
 simdbn_status BackwardEntry(const char* fn, bool frozen, const simdbn_tensor_desc* desc,

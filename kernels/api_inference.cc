@@ -1,12 +1,11 @@
 // Entry points of inference: simdbn_fold_inference and simdbn_forward_inference.
 #include <cinttypes>
 #include <cmath>
-#include <new>
-#include <vector>
 
 #include "kernels/affine.h"
 #include "kernels/cache.h"
 #include "kernels/partition.h"
+#include "kernels/scratch.h"
 #include "kernels/status.h"
 #include "kernels/threading.h"
 #include "kernels/validate.h"
@@ -118,20 +117,15 @@ extern "C" simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc
   const size_t traffic = shape.bytes * (residual != nullptr ? 3 : 2);
   args.stream = simdbn::ShouldStream(traffic, by_pixel ? shape.elements : shape.spatial);
 
-  std::vector<float> periodic;
+  simdbn::Scratch scratch("simdbn_forward_inference");
   if (by_pixel) {
     const size_t size = static_cast<size_t>(simdbn::PeriodicSize(shape.c));
-    try {
-      periodic.resize(2 * size);
-    } catch (const std::bad_alloc&) {
-      return Fail(SIMDBN_OUT_OF_MEMORY,
-                  "simdbn_forward_inference: cannot allocate %zu bytes of per-channel constants",
-                  2 * size * sizeof(float));
-    }
-    simdbn::MakePeriodic(scale, shape.c, periodic.data());
-    simdbn::MakePeriodic(bias, shape.c, periodic.data() + size);
-    args.scale = periodic.data();
-    args.bias = periodic.data() + size;
+    float* periodic = nullptr;
+    SIMDBN_RETURN_IF_ERROR(scratch.Get(2 * size, &periodic));
+    simdbn::MakePeriodic(scale, shape.c, periodic);
+    simdbn::MakePeriodic(bias, shape.c, periodic + size);
+    args.scale = periodic;
+    args.bias = periodic + size;
     args.period = simdbn::PeriodOf(shape.c);
   }
 

@@ -3,13 +3,11 @@
 #include <cinttypes>
 #include <cmath>
 #include <limits>
-#include <new>
-#include <stdexcept>
 #include <utility>
-#include <vector>
 
 #include "kernels/affine.h"
 #include "kernels/moments.h"
+#include "kernels/scratch.h"
 #include "kernels/status.h"
 #include "kernels/training.h"
 #include "kernels/validate.h"
@@ -125,19 +123,6 @@ simdbn_status ValidateTraining(const char* fn, const simdbn_tensor_desc* desc, c
 }
 
 // The scratch of one call; out of memory is reported, never thrown.
-template <class T>
-simdbn_status Allocate(const char* fn, size_t count, std::vector<T>* v) {
-  try {
-    v->resize(count);
-  } catch (const std::bad_alloc&) {
-    return Fail(SIMDBN_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes of scratch", fn,
-                count * sizeof(T));
-  } catch (const std::length_error&) {
-    return Fail(SIMDBN_OUT_OF_MEMORY, "%s: cannot allocate %zu elements of scratch", fn, count);
-  }
-  return SIMDBN_SUCCESS;
-}
-
 }  // namespace
 }  // namespace simdbn
 
@@ -158,23 +143,24 @@ extern "C" simdbn_status simdbn_forward_training(const simdbn_tensor_desc* desc,
                                                   momentum, running_mean, running_var, y,
                                                   save_mean, save_invstd, threading, &shape));
   const TrainingPlan plan = simdbn::PlanTraining(shape);
-  std::vector<float> constants;
-  std::vector<double> stats;
-  std::vector<simdbn_moments> moments;
-  SIMDBN_RETURN_IF_ERROR(simdbn::Allocate(fn, plan.constant_floats, &constants));
+  simdbn::Scratch scratch(fn);
+  float* constants = nullptr;
+  double* stats = nullptr;
+  simdbn_moments* moments = nullptr;
+  SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.constant_floats, &constants));
   if (!plan.fused) {
-    SIMDBN_RETURN_IF_ERROR(simdbn::Allocate(fn, plan.stats_doubles, &stats));
-    SIMDBN_RETURN_IF_ERROR(simdbn::Allocate(fn, static_cast<size_t>(shape.c), &moments));
+    SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.stats_doubles, &stats));
+    SIMDBN_RETURN_IF_ERROR(scratch.Get(static_cast<size_t>(shape.c), &moments));
   }
   const ChannelParams params{gamma,       beta,      eps,         momentum,
                              running_mean, running_var, save_mean, save_invstd};
   const float* xf = static_cast<const float*>(x);
   float* yf = static_cast<float*>(y);
   if (plan.fused) {
-    simdbn::FusedTraining(plan, xf, params, constants.data(), yf, threading);
+    simdbn::FusedTraining(plan, xf, params, constants, yf, threading);
   } else {
-    simdbn::BatchMoments(plan, xf, stats.data(), moments.data(), threading);
-    simdbn::TrainWithMoments(plan, xf, moments.data(), params, constants.data(), yf, threading);
+    simdbn::BatchMoments(plan, xf, stats, moments, threading);
+    simdbn::TrainWithMoments(plan, xf, moments, params, constants, yf, threading);
   }
   return SIMDBN_SUCCESS;
 }
@@ -190,11 +176,12 @@ extern "C" simdbn_status simdbn_forward_training_moments(
                                                   momentum, running_mean, running_var, y,
                                                   save_mean, save_invstd, threading, &shape));
   const TrainingPlan plan = simdbn::PlanTraining(shape);
-  std::vector<float> constants;
-  SIMDBN_RETURN_IF_ERROR(simdbn::Allocate(fn, plan.constant_floats, &constants));
+  simdbn::Scratch scratch(fn);
+  float* constants = nullptr;
+  SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.constant_floats, &constants));
   const ChannelParams params{gamma,       beta,      eps,         momentum,
                              running_mean, running_var, save_mean, save_invstd};
-  simdbn::TrainWithMoments(plan, static_cast<const float*>(x), moments, params, constants.data(),
+  simdbn::TrainWithMoments(plan, static_cast<const float*>(x), moments, params, constants,
                            static_cast<float*>(y), threading);
   return SIMDBN_SUCCESS;
 }
@@ -218,9 +205,10 @@ extern "C" simdbn_status simdbn_batch_moments(const simdbn_tensor_desc* desc, co
     return SIMDBN_SUCCESS;
   }
   const TrainingPlan plan = simdbn::PlanTraining(shape);
-  std::vector<double> stats;
-  SIMDBN_RETURN_IF_ERROR(simdbn::Allocate(fn, plan.stats_doubles, &stats));
-  simdbn::BatchMoments(plan, static_cast<const float*>(x), stats.data(), moments, threading);
+  simdbn::Scratch scratch(fn);
+  double* stats = nullptr;
+  SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.stats_doubles, &stats));
+  simdbn::BatchMoments(plan, static_cast<const float*>(x), stats, moments, threading);
   return SIMDBN_SUCCESS;
 }
 

@@ -9,7 +9,6 @@
 #endif
 
 #include <cstddef>
-#include <cstring>
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
@@ -38,14 +37,24 @@ HWY_INLINE V ShiftedLoad(DD dd, const float* HWY_RESTRICT p, V shift) {
 #endif
 }
 
-// Copies the last `count` (< Lanes(dd)) floats of a run into a vector-sized buffer whose other
-// lanes hold their shift, so that they add exactly 0 and nothing past the run is read.
-template <class DD>
-HWY_INLINE const float* PaddedTail(DD dd, const float* p, size_t count, const double* shift,
-                                   float* buffer) {
-  for (size_t k = 0; k < hn::Lanes(dd); ++k) buffer[k] = static_cast<float>(shift[k]);
-  std::memcpy(buffer, p, count * sizeof(float));
-  return buffer;
+// x - shift for the first `count` (< Lanes(dd)) floats at p and 0 in the other lanes, without
+// reading past p + count.
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE V ShiftedTailLoad(DD dd, const float* HWY_RESTRICT p, size_t count, V shift) {
+  const hn::Rebind<float, DD> df;
+#if HWY_TARGET <= HWY_AVX2
+  // vmaskmovps and AVX-512 masked loads never touch the masked-off lanes.
+  const V x = hn::PromoteTo(dd, hn::MaskedLoad(hn::FirstN(df, count), df, p));
+#else
+  // A loop of constant length (a copy of `count` would become a call to memcpy, which makes
+  // the compiler spill every accumulator around it).
+  HWY_ALIGN float buffer[kMaxLanes] = {};
+  for (size_t k = 0; k + 1 < hn::Lanes(dd); ++k) {
+    if (k < count) buffer[k] = p[k];
+  }
+  const V x = hn::PromoteTo(dd, hn::Load(df, buffer));
+#endif
+  return hn::IfThenElseZero(hn::FirstN(dd, count), hn::Sub(x, shift));
 }
 
 HWY_INLINE ShiftedSums ShiftedRunSums(const float* HWY_RESTRICT x, size_t runs, size_t stride,
@@ -57,9 +66,6 @@ HWY_INLINE ShiftedSums ShiftedRunSums(const float* HWY_RESTRICT x, size_t runs, 
   // Four independent sums of each kind hide the latency of the additions.
   V s0 = hn::Zero(dd), s1 = hn::Zero(dd), s2 = hn::Zero(dd), s3 = hn::Zero(dd);
   V q0 = hn::Zero(dd), q1 = hn::Zero(dd), q2 = hn::Zero(dd), q3 = hn::Zero(dd);
-  HWY_ALIGN float tail[kMaxLanes];
-  HWY_ALIGN double tail_shift[kMaxLanes];
-  for (size_t k = 0; k < N; ++k) tail_shift[k] = shift;
 
   for (size_t r = 0; r < runs; ++r) {
     const float* HWY_RESTRICT p = x + r * stride;
@@ -84,7 +90,7 @@ HWY_INLINE ShiftedSums ShiftedRunSums(const float* HWY_RESTRICT x, size_t runs, 
       q0 = hn::MulAdd(d, d, q0);
     }
     if (i < len) {
-      const V d = ShiftedLoad(dd, PaddedTail(dd, p + i, len - i, tail_shift, tail), vs);
+      const V d = ShiftedTailLoad(dd, p + i, len - i, vs);
       s1 = hn::Add(s1, d);
       q1 = hn::MulAdd(d, d, q1);
     }
@@ -95,27 +101,19 @@ HWY_INLINE ShiftedSums ShiftedRunSums(const float* HWY_RESTRICT x, size_t runs, 
   return sums;
 }
 
-// Four rows at once: the column sums are loaded and stored once per four rows.
-template <class DD>
-HWY_INLINE void ColumnStep4(DD dd, const float* HWY_RESTRICT p0, const float* HWY_RESTRICT p1,
-                            const float* HWY_RESTRICT p2, const float* HWY_RESTRICT p3,
-                            const double* HWY_RESTRICT shift, double* HWY_RESTRICT s1,
+// Adds four rows of shifted values to the column sums: they are loaded and stored once per
+// four rows.
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE void AddColumns4(DD dd, V d0, V d1, V d2, V d3, double* HWY_RESTRICT s1,
                             double* HWY_RESTRICT s2) {
-  const auto vs = hn::LoadU(dd, shift);
-  const auto d0 = ShiftedLoad(dd, p0, vs);
-  const auto d1 = ShiftedLoad(dd, p1, vs);
-  const auto d2 = ShiftedLoad(dd, p2, vs);
-  const auto d3 = ShiftedLoad(dd, p3, vs);
-  const auto sum = hn::Add(hn::Add(d0, d1), hn::Add(d2, d3));
-  const auto squares = hn::MulAdd(d3, d3, hn::MulAdd(d2, d2, hn::MulAdd(d1, d1, hn::Mul(d0, d0))));
+  const V sum = hn::Add(hn::Add(d0, d1), hn::Add(d2, d3));
+  const V squares = hn::MulAdd(d3, d3, hn::MulAdd(d2, d2, hn::MulAdd(d1, d1, hn::Mul(d0, d0))));
   hn::StoreU(hn::Add(hn::LoadU(dd, s1), sum), dd, s1);
   hn::StoreU(hn::Add(hn::LoadU(dd, s2), squares), dd, s2);
 }
 
-template <class DD>
-HWY_INLINE void ColumnStep1(DD dd, const float* HWY_RESTRICT p, const double* HWY_RESTRICT shift,
-                            double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
-  const auto d = ShiftedLoad(dd, p, hn::LoadU(dd, shift));
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE void AddColumns1(DD dd, V d, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
   hn::StoreU(hn::Add(hn::LoadU(dd, s1), d), dd, s1);
   hn::StoreU(hn::MulAdd(d, d, hn::LoadU(dd, s2)), dd, s2);
 }
@@ -126,7 +124,7 @@ HWY_INLINE void ShiftedColumnSums(const float* HWY_RESTRICT x, size_t rows, size
   const hn::ScalableTag<double> dd;
   const size_t N = hn::Lanes(dd);
   const size_t full = cols / N * N;
-  HWY_ALIGN float tails[4][kMaxLanes];
+  const size_t tail = cols - full;
   size_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     const float* p0 = x + r * stride;
@@ -148,23 +146,25 @@ HWY_INLINE void ShiftedColumnSums(const float* HWY_RESTRICT x, size_t rows, size
         hwy::Prefetch(next + 2 * stride + j);
         hwy::Prefetch(next + 3 * stride + j);
       }
-      ColumnStep4(dd, p0 + j, p1 + j, p2 + j, p3 + j, shift + j, s1 + j, s2 + j);
+      const auto vs = hn::LoadU(dd, shift + j);
+      AddColumns4(dd, ShiftedLoad(dd, p0 + j, vs), ShiftedLoad(dd, p1 + j, vs),
+                  ShiftedLoad(dd, p2 + j, vs), ShiftedLoad(dd, p3 + j, vs), s1 + j, s2 + j);
     }
-    if (j < cols) {
-      const size_t count = cols - j;
-      ColumnStep4(dd, PaddedTail(dd, p0 + j, count, shift + j, tails[0]),
-                  PaddedTail(dd, p1 + j, count, shift + j, tails[1]),
-                  PaddedTail(dd, p2 + j, count, shift + j, tails[2]),
-                  PaddedTail(dd, p3 + j, count, shift + j, tails[3]), shift + j, s1 + j, s2 + j);
+    if (tail != 0) {
+      const auto vs = hn::LoadU(dd, shift + j);
+      AddColumns4(dd, ShiftedTailLoad(dd, p0 + j, tail, vs), ShiftedTailLoad(dd, p1 + j, tail, vs),
+                  ShiftedTailLoad(dd, p2 + j, tail, vs), ShiftedTailLoad(dd, p3 + j, tail, vs),
+                  s1 + j, s2 + j);
     }
   }
   for (; r < rows; ++r) {
     const float* p = x + r * stride;
     size_t j = 0;
-    for (; j < full; j += N) ColumnStep1(dd, p + j, shift + j, s1 + j, s2 + j);
-    if (j < cols) {
-      ColumnStep1(dd, PaddedTail(dd, p + j, cols - j, shift + j, tails[0]), shift + j, s1 + j,
-                  s2 + j);
+    for (; j < full; j += N) {
+      AddColumns1(dd, ShiftedLoad(dd, p + j, hn::LoadU(dd, shift + j)), s1 + j, s2 + j);
+    }
+    if (tail != 0) {
+      AddColumns1(dd, ShiftedTailLoad(dd, p + j, tail, hn::LoadU(dd, shift + j)), s1 + j, s2 + j);
     }
   }
 }

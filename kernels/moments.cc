@@ -9,9 +9,13 @@ HWY_BEFORE_NAMESPACE();
 namespace simdbn {
 namespace HWY_NAMESPACE {
 
-ShiftedSums RunSumsF32(const float* x, int64_t runs, int64_t stride, int64_t len, float shift) {
-  return ShiftedRunSums(x, static_cast<size_t>(runs), static_cast<size_t>(stride),
-                        static_cast<size_t>(len), shift);
+void AddRunSumsF32(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
+                   ShiftedSums* sums) {
+  const ShiftedSums part = ShiftedRunSums(x, static_cast<size_t>(runs),
+                                          static_cast<size_t>(stride), static_cast<size_t>(len),
+                                          shift);
+  sums->s1 += part.s1;
+  sums->s2 += part.s2;
 }
 
 void ColumnSumsF32(const float* x, int64_t rows, int64_t stride, int64_t cols,
@@ -27,11 +31,12 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace simdbn {
 
-HWY_EXPORT(RunSumsF32);
+HWY_EXPORT(AddRunSumsF32);
 HWY_EXPORT(ColumnSumsF32);
 
-ShiftedSums RunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift) {
-  return HWY_DYNAMIC_DISPATCH(RunSumsF32)(x, runs, stride, len, shift);
+void AddRunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
+                ShiftedSums* sums) {
+  HWY_DYNAMIC_DISPATCH(AddRunSumsF32)(x, runs, stride, len, shift, sums);
 }
 
 void ColumnSums(const float* x, int64_t rows, int64_t stride, int64_t cols, const double* shift,

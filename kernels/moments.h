@@ -28,9 +28,13 @@ struct ShiftedSums {
 // target can be loaded and stored past `cols`.
 inline constexpr int64_t kColumnPad = 16;
 
-// Sums over `runs` runs of `len` contiguous floats, run r starting at x + r * stride (one
-// channel of an NCHW tensor). The order of additions depends only on the arguments.
-ShiftedSums RunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift);
+// Adds to *sums the sums over `runs` runs of `len` contiguous floats, run r starting at
+// x + r * stride (one channel of an NCHW tensor): sums->s1 += (sum of the runs' s1), likewise
+// s2. The order of additions depends only on the arguments. (Adding here rather than returning
+// the pair keeps the caller's compiler from moving it through memory as one vector: a
+// store-forwarding stall per call.)
+void AddRunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
+                ShiftedSums* sums);
 
 // For every column j < cols: s1[j] += sum over r < rows of (x[r * stride + j] - shift[j]) and
 // s2[j] likewise of the squares (pixels of an NHWC tensor: column j is channel j % c). shift,

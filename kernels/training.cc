@@ -64,11 +64,12 @@ Block NchwBlock(const TrainingPlan& p, int64_t b) {
   return {image, std::min(p.block_images, p.shape.n - image), 0, p.shape.spatial};
 }
 
-ShiftedSums BlockSums(const TrainingPlan& p, const float* x, int64_t ch, const Block& block,
-                      float shift) {
+// Adds the sums of block `block` of channel ch to *sums.
+void AddBlockSums(const TrainingPlan& p, const float* x, int64_t ch, const Block& block,
+                  float shift, ShiftedSums* sums) {
   const int64_t c = p.shape.c, spatial = p.shape.spatial;
-  return RunSums(x + (block.image * c + ch) * spatial + block.col, block.images, c * spatial,
-                 block.len, shift);
+  AddRunSums(x + (block.image * c + ch) * spatial + block.col, block.images, c * spatial,
+             block.len, shift, sums);
 }
 
 float NchwShift(const TrainingPlan& p, const float* x, int64_t ch) {
@@ -87,7 +88,8 @@ void NchwBatchMoments(const TrainingPlan& p, const float* x, double* partials,
   ParallelFor(threading, p.blocks * c, p.shape.bytes, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / c, ch = item % c;
-      const ShiftedSums sums = BlockSums(p, x, ch, NchwBlock(p, b), NchwShift(p, x, ch));
+      ShiftedSums sums;
+      AddBlockSums(p, x, ch, NchwBlock(p, b), NchwShift(p, x, ch), &sums);
       partials[2 * (ch * p.blocks + b)] = sums.s1;
       partials[2 * (ch * p.blocks + b) + 1] = sums.s2;
     }
@@ -154,39 +156,12 @@ void NhwcBatchMoments(const TrainingPlan& p, const float* x, double* stats,
 
 // Per-channel constants in the scratch: center, scale, bias (c each), then for by_pixel their
 // periodic forms (PeriodicSize(c) each, see affine.h).
-struct Constants {
-  float *center, *scale, *bias;
-  Constants(const TrainingPlan& p, float* scratch)
-      : center(scratch), scale(scratch + p.shape.c), bias(scratch + 2 * p.shape.c) {}
-};
-
-void FinalizeChannel(const ChannelParams& p, int64_t ch, const simdbn_moments& m,
-                     const Constants& k) {
-  // Every input of channel ch is read before any of its outputs is written: exact aliasing of
-  // gamma/beta with an output is safe.
-  const double gamma = p.gamma != nullptr ? p.gamma[ch] : 1.0;
-  const double beta = p.beta != nullptr ? p.beta[ch] : 0.0;
-  const double running_mean = p.running_mean != nullptr ? p.running_mean[ch] : 0.0;
-  const double running_var = p.running_var != nullptr ? p.running_var[ch] : 0.0;
-  const double momentum = p.momentum;
-  const double invstd = 1.0 / std::sqrt(m.m2 / m.count + static_cast<double>(p.eps));
-  const float mean = static_cast<float>(m.mean);
-  if (p.running_mean != nullptr) {
-    p.running_mean[ch] = static_cast<float>((1.0 - momentum) * running_mean + momentum * m.mean);
-  }
-  if (p.running_var != nullptr) {
-    const double unbiased = m.m2 / (m.count - 1.0);
-    p.running_var[ch] = static_cast<float>((1.0 - momentum) * running_var + momentum * unbiased);
-  }
-  p.save_mean[ch] = mean;
-  p.save_invstd[ch] = static_cast<float>(invstd);
-  // The map subtracts the f32 mean the backward pass will see, then one FMA.
-  k.center[ch] = mean;
-  k.scale[ch] = static_cast<float>(gamma * invstd);
-  k.bias[ch] = static_cast<float>(beta);
+ChannelConstants ConstantsIn(const TrainingPlan& p, float* scratch) {
+  return {scratch, scratch + p.shape.c, scratch + 2 * p.shape.c};
 }
 
-AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const Constants& k, float* y) {
+AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelConstants& k,
+                         float* y) {
   AffineArgs args{};
   args.x = x;
   args.y = y;
@@ -228,8 +203,8 @@ void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_mom
                       const ChannelParams& params, float* constants, float* y,
                       const simdbn_threading* threading) {
   const TensorShape& s = plan.shape;
-  const Constants k(plan, constants);
-  for (int64_t ch = 0; ch < s.c; ++ch) FinalizeChannel(params, ch, moments[ch], k);
+  const ChannelConstants k = ConstantsIn(plan, constants);
+  FinalizeChannels(params, 0, s.c, moments, k);
   if (s.elements == 0) return;
 
   AffineArgs args = NormalizeArgs(plan, x, k, y);
@@ -256,31 +231,52 @@ void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_mom
 void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams& params,
                    float* constants, float* y, const simdbn_threading* threading) {
   const TensorShape& s = plan.shape;
-  const Constants k(plan, constants);
+  const ChannelConstants k = ConstantsIn(plan, constants);
   const AffineArgs args = NormalizeArgs(plan, x, k, y);
   const double count = static_cast<double>(Pixels(s));
+  const int64_t channel_bytes = Pixels(s) * static_cast<int64_t>(sizeof(float));
+  const int64_t group_size = std::clamp<int64_t>(kFusedGroupBytes / channel_bytes, 1, kMaxGroup);
   ParallelFor(threading, s.c, 2 * s.bytes, [&](int64_t begin, int64_t end) {
-    // Software pipelining: the statistics of the next channel are read from memory while this
-    // channel is normalized from cache, block by block, so that one core keeps both its reads
-    // and its writes in flight. Each channel's blocks are still summed in block order.
-    float shift = NchwShift(plan, x, begin);
-    ShiftedSums sums;
-    for (int64_t b = 0; b < plan.blocks; ++b) {
-      Accumulate(BlockSums(plan, x, begin, NchwBlock(plan, b), shift), &sums);
-    }
-    for (int64_t ch = begin; ch < end; ++ch) {
-      FinalizeChannel(params, ch, MomentsFromSums(count, shift, sums), k);
-      const bool has_next = ch + 1 < end;
-      shift = has_next ? NchwShift(plan, x, ch + 1) : 0.0f;
-      sums = ShiftedSums();
+    // Channels go in groups, so that the per-channel step and the normalization calls are
+    // vectorized and batched across the group. Software pipelining: the statistics of the next
+    // group are read from memory while this group is normalized from cache, block by block, so
+    // that one core keeps both its reads and its writes in flight. Each channel's blocks are
+    // still summed in block order: the grouping does not change any bit.
+    float shift[kMaxGroup];
+    ShiftedSums sums[kMaxGroup];
+    simdbn_moments moments[kMaxGroup];
+    const auto start_group = [&](int64_t first, int64_t last) {
+      for (int64_t ch = first; ch < last; ++ch) {
+        shift[ch - first] = NchwShift(plan, x, ch);
+        sums[ch - first] = ShiftedSums();
+      }
+    };
+    const auto accumulate = [&](int64_t first, int64_t last, const Block& block) {
+      for (int64_t ch = first; ch < last; ++ch) {
+        AddBlockSums(plan, x, ch, block, shift[ch - first], &sums[ch - first]);
+      }
+    };
+    int64_t first = begin, last = std::min(end, begin + group_size);
+    start_group(first, last);
+    for (int64_t b = 0; b < plan.blocks; ++b) accumulate(first, last, NchwBlock(plan, b));
+    while (first < end) {
+      for (int64_t ch = first; ch < last; ++ch) {
+        moments[ch - first] = MomentsFromSums(count, shift[ch - first], sums[ch - first]);
+      }
+      FinalizeChannels(params, first, last, moments, k);
+      const int64_t next_first = last, next_last = std::min(end, last + group_size);
+      start_group(next_first, next_last);
       for (int64_t b = 0; b < plan.blocks; ++b) {
         const Block block = NchwBlock(plan, b);
-        if (has_next) Accumulate(BlockSums(plan, x, ch + 1, block, shift), &sums);
+        accumulate(next_first, next_last, block);
+        // The group's rows of one image are consecutive: one call normalizes them all.
         for (int64_t image = block.image; image < block.image + block.images; ++image) {
-          const int64_t row = image * s.c + ch;
-          AffineNchw(args, Slice{row, row + 1, block.col, block.col + block.len});
+          AffineNchw(args, Slice{image * s.c + first, image * s.c + last, block.col,
+                                 block.col + block.len});
         }
       }
+      first = next_first;
+      last = next_last;
     }
   });
 }

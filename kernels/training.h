@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/finalize.h"
 #include "kernels/validate.h"
 #include "simdbn/simdbn.h"
 
@@ -23,6 +24,10 @@ inline constexpr int64_t kMinPixelsPerItem = 32;
 // A constant rather than this machine's cache size: the plan never depends on the machine
 // (the bits would not either way, see BatchMoments).
 inline constexpr size_t kFusedChannelBytes = size_t{1} << 20;
+// Fused channels go in groups of up to kMaxGroup channels of about this many bytes in all
+// (channels smaller than kFusedGroupBytes / kMaxGroup share one group).
+inline constexpr int64_t kFusedGroupBytes = int64_t{1} << 15;
+inline constexpr int64_t kMaxGroup = 16;
 
 // How a job is cut into work items. Depends on the shape alone.
 struct TrainingPlan {
@@ -45,17 +50,6 @@ struct TrainingPlan {
 };
 
 TrainingPlan PlanTraining(const TensorShape& shape);
-
-// What the per-channel step reads and writes besides the statistics.
-struct ChannelParams {
-  const float* gamma;  // nullable: 1
-  const float* beta;   // nullable: 0
-  float eps, momentum;
-  float* running_mean;  // nullable
-  float* running_var;   // nullable
-  float* save_mean;
-  float* save_invstd;
-};
 
 // moments[c] of a non-empty tensor. stats: plan.stats_doubles entries. The same bits as the
 // statistics of FusedTraining, for any threading.

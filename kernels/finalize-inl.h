@@ -1,0 +1,93 @@
+// Per-target step of training forward over a range of channels (see finalize.h).
+
+// Per-target include guard, as Highway's own -inl.h headers do.
+#if defined(SIMDBN_KERNELS_FINALIZE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef SIMDBN_KERNELS_FINALIZE_INL_H_
+#undef SIMDBN_KERNELS_FINALIZE_INL_H_
+#else
+#define SIMDBN_KERNELS_FINALIZE_INL_H_
+#endif
+
+#include <cstddef>
+
+#include "hwy/highway.h"
+#include "kernels/finalize.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace simdbn {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Rounds to f32 as IEEE conversion does: to nearest, overflowing to infinity. (Highway's
+// emulated targets saturate to the largest finite value instead, which would turn an infinite
+// mean finite.)
+template <class DF, class V>
+HWY_INLINE hn::Vec<DF> ToF32(DF df, V v) {
+#if HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+  const hn::Rebind<double, DF> dd;
+  HWY_ALIGN double wide[hn::MaxLanes(dd)];
+  HWY_ALIGN float narrow[hn::MaxLanes(df)];
+  hn::Store(v, dd, wide);
+  for (size_t i = 0; i < hn::Lanes(df); ++i) narrow[i] = static_cast<float>(wide[i]);
+  return hn::Load(df, narrow);
+#else
+  return hn::DemoteTo(df, v);
+#endif
+}
+
+// Lanes(dd) channels from ch. Only IEEE operations that round once (no fused multiply-add):
+// the bits are those of the scalar formula on every target.
+template <class DD>
+HWY_INLINE void FinalizeStep(DD dd, const ChannelParams& p, size_t ch, const simdbn_moments* m,
+                             const ChannelConstants& k) {
+  const hn::Rebind<float, DD> df;
+  using V = hn::Vec<DD>;
+  const V one = hn::Set(dd, 1.0);
+  V count, mean, m2;
+  hn::LoadInterleaved3(dd, &m->count, count, mean, m2);
+  const auto load = [&](const float* a, V absent) {
+    return a != nullptr ? hn::PromoteTo(dd, hn::LoadU(df, a + ch)) : absent;
+  };
+  // Every input before any output.
+  const V gamma = load(p.gamma, one);
+  const V beta = load(p.beta, hn::Zero(dd));
+  const V running_mean = load(p.running_mean, hn::Zero(dd));
+  const V running_var = load(p.running_var, hn::Zero(dd));
+
+  const V momentum = hn::Set(dd, static_cast<double>(p.momentum));
+  const V keep = hn::Sub(one, momentum);
+  const V variance = hn::Div(m2, count);
+  const V invstd = hn::Div(one, hn::Sqrt(hn::Add(variance, hn::Set(dd, static_cast<double>(p.eps)))));
+  if (p.running_mean != nullptr) {
+    const V updated = hn::Add(hn::Mul(keep, running_mean), hn::Mul(momentum, mean));
+    hn::StoreU(ToF32(df, updated), df, p.running_mean + ch);
+  }
+  if (p.running_var != nullptr) {
+    const V unbiased = hn::Div(m2, hn::Sub(count, one));
+    const V updated = hn::Add(hn::Mul(keep, running_var), hn::Mul(momentum, unbiased));
+    hn::StoreU(ToF32(df, updated), df, p.running_var + ch);
+  }
+  const auto mean_f = ToF32(df, mean);
+  hn::StoreU(mean_f, df, p.save_mean + ch);
+  hn::StoreU(ToF32(df, invstd), df, p.save_invstd + ch);
+  // The map subtracts the f32 mean the backward pass will see, then one FMA.
+  hn::StoreU(mean_f, df, k.center + ch);
+  hn::StoreU(ToF32(df, hn::Mul(gamma, invstd)), df, k.scale + ch);
+  hn::StoreU(ToF32(df, beta), df, k.bias + ch);
+}
+
+HWY_INLINE void FinalizeRange(const ChannelParams& p, size_t begin, size_t end,
+                              const simdbn_moments* moments, const ChannelConstants& k) {
+  const hn::ScalableTag<double> dd;
+  const hn::CappedTag<double, 1> d1;
+  const size_t N = hn::Lanes(dd);
+  size_t ch = begin;
+  for (; ch + N <= end; ch += N) FinalizeStep(dd, p, ch, moments + (ch - begin), k);
+  for (; ch < end; ++ch) FinalizeStep(d1, p, ch, moments + (ch - begin), k);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace simdbn
+HWY_AFTER_NAMESPACE();
+
+#endif  // SIMDBN_KERNELS_FINALIZE_INL_H_
