@@ -17,6 +17,8 @@ void AffineNhwcF32(const AffineArgs& args, const Slice& slice) { AffineNhwcSlice
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <cstring>
+
 namespace simdbn {
 
 HWY_EXPORT(AffineNchwF32);
@@ -30,12 +32,14 @@ void AffineNhwc(const AffineArgs& args, const Slice& slice) {
 }
 
 void MakePeriodic(const float* values, int64_t c, float* out) {
-  // A wrapping index instead of i % c: a division per channel would cost more than the kernel
-  // on small tensors with many channels.
-  for (int64_t i = 0, j = 0; i < PeriodicSize(c); ++i) {
-    out[i] = values[j];
-    j = j + 1 == c ? 0 : j + 1;
-  }
+  std::memcpy(out, values, static_cast<size_t>(c) * sizeof(float));
+  ExtendPeriodic(out, c);
+}
+
+void ExtendPeriodic(float* values, int64_t c) {
+  // Each entry copies the one a period earlier (a division per entry, i % c, would cost more
+  // than the kernel on small tensors with many channels).
+  for (int64_t i = c; i < PeriodicSize(c); ++i) values[i] = values[i - c];
 }
 
 }  // namespace simdbn

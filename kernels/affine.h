@@ -43,6 +43,8 @@ inline int64_t PeriodicSize(int64_t c) { return PeriodOf(c) + kMaxLanes; }
 
 // Writes the periodic form out[i] = values[i % c] for i < PeriodicSize(c).
 void MakePeriodic(const float* values, int64_t c, float* out);
+// Turns values[0, c) into the periodic form in place (values holds PeriodicSize(c) floats).
+void ExtendPeriodic(float* values, int64_t c);
 
 }  // namespace simdbn
 

@@ -169,6 +169,35 @@ HWY_INLINE void ShiftedColumnSums(const float* HWY_RESTRICT x, size_t rows, size
   }
 }
 
+// moments[ch] = MomentsFromSums(count, shift[ch], {s1[ch], s2[ch]}) for ch < c (count > 0):
+// the same IEEE operations, a vector of channels at a time.
+template <class DD>
+HWY_INLINE void MomentsStep(DD dd, double count, const double* HWY_RESTRICT shift,
+                            const double* HWY_RESTRICT s1, const double* HWY_RESTRICT s2,
+                            simdbn_moments* HWY_RESTRICT moments) {
+  const auto n = hn::Set(dd, count);
+  const auto sum1 = hn::LoadU(dd, s1);
+  const auto mean_shifted = hn::Div(sum1, n);
+  const auto m2 = hn::Sub(hn::LoadU(dd, s2), hn::Mul(sum1, mean_shifted));
+  // As MomentsFromSums: rounding may take m2 a few ulp below 0; the comparison keeps NaN.
+  const auto clamped = hn::IfThenZeroElse(hn::Lt(m2, hn::Zero(dd)), m2);
+  hn::StoreInterleaved3(n, hn::Add(hn::LoadU(dd, shift), mean_shifted), clamped, dd,
+                        &moments->count);
+}
+
+HWY_INLINE void MomentsOfSums(size_t c, double count, const double* HWY_RESTRICT shift,
+                              const double* HWY_RESTRICT s1, const double* HWY_RESTRICT s2,
+                              simdbn_moments* HWY_RESTRICT moments) {
+  const hn::ScalableTag<double> dd;
+  const hn::CappedTag<double, 1> d1;
+  const size_t N = hn::Lanes(dd);
+  size_t ch = 0;
+  for (; ch + N <= c; ch += N) {
+    MomentsStep(dd, count, shift + ch, s1 + ch, s2 + ch, moments + ch);
+  }
+  for (; ch < c; ++ch) MomentsStep(d1, count, shift + ch, s1 + ch, s2 + ch, moments + ch);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace simdbn
 HWY_AFTER_NAMESPACE();

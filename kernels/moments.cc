@@ -24,6 +24,11 @@ void ColumnSumsF32(const float* x, int64_t rows, int64_t stride, int64_t cols,
                     static_cast<size_t>(cols), shift, s1, s2);
 }
 
+void MomentsOfSumsF32(int64_t c, double count, const double* shift, const double* s1,
+                      const double* s2, simdbn_moments* moments) {
+  MomentsOfSums(static_cast<size_t>(c), count, shift, s1, s2, moments);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace simdbn
 HWY_AFTER_NAMESPACE();
@@ -33,6 +38,7 @@ namespace simdbn {
 
 HWY_EXPORT(AddRunSumsF32);
 HWY_EXPORT(ColumnSumsF32);
+HWY_EXPORT(MomentsOfSumsF32);
 
 void AddRunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
                 ShiftedSums* sums) {
@@ -42,6 +48,11 @@ void AddRunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float
 void ColumnSums(const float* x, int64_t rows, int64_t stride, int64_t cols, const double* shift,
                 double* s1, double* s2) {
   HWY_DYNAMIC_DISPATCH(ColumnSumsF32)(x, rows, stride, cols, shift, s1, s2);
+}
+
+void MomentsOfSums(int64_t c, double count, const double* shift, const double* s1,
+                   const double* s2, simdbn_moments* moments) {
+  HWY_DYNAMIC_DISPATCH(MomentsOfSumsF32)(c, count, shift, s1, s2, moments);
 }
 
 simdbn_moments MergeMoments(const simdbn_moments& a, const simdbn_moments& b) {

@@ -57,6 +57,12 @@ inline simdbn_moments MomentsFromSums(double count, float shift, const ShiftedSu
   return simdbn_moments{count, shift + mean_shifted, m2};
 }
 
+// moments[ch] = MomentsFromSums(count, shift[ch], {s1[ch], s2[ch]}) for ch < c, count > 0:
+// the same bits, vectorized over channels (with many small channels the scalar divisions
+// cost as much as reading the data).
+void MomentsOfSums(int64_t c, double count, const double* shift, const double* s1,
+                   const double* s2, simdbn_moments* moments);
+
 // Chan, Golub and LeVeque's pairwise update: the moments of the union of both sets of values.
 simdbn_moments MergeMoments(const simdbn_moments& a, const simdbn_moments& b);
 

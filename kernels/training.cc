@@ -43,9 +43,16 @@ void PlanNhwcItems(TrainingPlan* p) {
   p->super_rows = pixels / k;
   p->tail_cols = pixels % k * c;
   p->rows_per_item = std::max(kNhwcItemElements / p->period, (kMinPixelsPerItem + k - 1) / k);
-  p->items = std::max<int64_t>(1, (p->super_rows + p->rows_per_item - 1) / p->rows_per_item);
-  // Shifts, two partial sums per column and item, and the two sums of every channel.
-  p->stats_doubles = static_cast<size_t>(p->period_pad * (1 + 2 * p->items) + 2 * c);
+  p->row_blocks = std::max<int64_t>(1, (p->super_rows + p->rows_per_item - 1) / p->rows_per_item);
+  if (p->row_blocks < kMinRowBlocks) {
+    p->col_pieces = std::clamp<int64_t>(p->period / kMinPieceWidth, 1,
+                                        (kMinRowBlocks + p->row_blocks - 1) / p->row_blocks);
+  }
+  p->piece_width = RoundUp((p->period + p->col_pieces - 1) / p->col_pieces, kColumnPad);
+  p->col_pieces = (p->period + p->piece_width - 1) / p->piece_width;
+  p->items = p->row_blocks * p->col_pieces;
+  // Shifts, two partial sums per column and row block, and the two sums of every channel.
+  p->stats_doubles = static_cast<size_t>(p->period_pad * (1 + 2 * p->row_blocks) + 2 * c);
 }
 
 int64_t Pixels(const TensorShape& s) { return s.n * s.spatial; }
@@ -119,7 +126,7 @@ void NhwcBatchMoments(const TrainingPlan& p, const float* x, double* stats,
   const int64_t c = p.shape.c, period = p.period, pad = p.period_pad;
   double* shift = stats;
   double* partials = shift + pad;
-  double* sum1 = partials + 2 * pad * p.items;
+  double* sum1 = partials + 2 * pad * p.row_blocks;
   double* sum2 = sum1 + c;
   // Every column of a channel uses that channel's first value, so all partials add up.
   for (int64_t j = 0; j < period; j += c) {
@@ -127,37 +134,46 @@ void NhwcBatchMoments(const TrainingPlan& p, const float* x, double* stats,
   }
   std::fill(shift + period, shift + pad, 0.0);
 
-  ParallelFor(threading, p.items, p.shape.bytes, [&](int64_t begin, int64_t end) {
+  // The column sums run in double (exact shifted values), which costs about twice a copy's
+  // time per byte: count the traffic that way when deciding how many threads pay off.
+  ParallelFor(threading, p.items, 2 * p.shape.bytes, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
-      double* s1 = partials + 2 * pad * item;
+      const int64_t block = item / p.col_pieces;
+      const int64_t col = item % p.col_pieces * p.piece_width;
+      const int64_t width = std::min(p.piece_width, period - col);
+      // A column's sum does not depend on which piece it is in: the same bits for any cut.
+      double* s1 = partials + 2 * pad * block + col;
       double* s2 = s1 + pad;
-      std::fill(s1, s1 + 2 * pad, 0.0);
-      const int64_t row = item * p.rows_per_item;
+      const int64_t zeroed = std::min(RoundUp(width, kColumnPad), pad - col);
+      std::fill(s1, s1 + zeroed, 0.0);
+      std::fill(s2, s2 + zeroed, 0.0);
+      const int64_t row = block * p.rows_per_item;
       const int64_t rows = std::min(p.rows_per_item, p.super_rows - row);
-      if (rows > 0) ColumnSums(x + row * period, rows, period, period, shift, s1, s2);
-      if (item + 1 == p.items && p.tail_cols > 0) {
-        ColumnSums(x + p.super_rows * period, 1, period, p.tail_cols, shift, s1, s2);
+      if (rows > 0) ColumnSums(x + row * period + col, rows, period, width, shift + col, s1, s2);
+      const int64_t tail = std::min(width, p.tail_cols - col);
+      if (block + 1 == p.row_blocks && tail > 0) {
+        ColumnSums(x + p.super_rows * period + col, 1, period, tail, shift + col, s1, s2);
       }
     }
   });
-  // Item by item, then column by column within a super-row: a fixed order.
+  // Row block by row block, then column by column within a super-row: a fixed order.
   std::fill(sum1, sum1 + 2 * c, 0.0);
-  for (int64_t item = 0; item < p.items; ++item) {
-    const double* s1 = partials + 2 * pad * item;
+  for (int64_t block = 0; block < p.row_blocks; ++block) {
+    const double* s1 = partials + 2 * pad * block;
     const double* s2 = s1 + pad;
     for (int64_t k = 0; k < period; k += c) AddTo(s1 + k, s2 + k, c, sum1, sum2);
   }
-  const double count = static_cast<double>(Pixels(p.shape));
-  for (int64_t ch = 0; ch < c; ++ch) {
-    moments[ch] =
-        MomentsFromSums(count, static_cast<float>(shift[ch]), ShiftedSums{sum1[ch], sum2[ch]});
-  }
+  MomentsOfSums(c, static_cast<double>(Pixels(p.shape)), shift, sum1, sum2, moments);
 }
 
-// Per-channel constants in the scratch: center, scale, bias (c each), then for by_pixel their
-// periodic forms (PeriodicSize(c) each, see affine.h).
+// Per-channel constants in the scratch: center, scale, bias, each of c floats (NCHW) or of
+// PeriodicSize(c) floats to hold its periodic form (by_pixel, see affine.h).
+int64_t ConstantStride(const TrainingPlan& p) {
+  return p.by_pixel ? PeriodicSize(p.shape.c) : p.shape.c;
+}
 ChannelConstants ConstantsIn(const TrainingPlan& p, float* scratch) {
-  return {scratch, scratch + p.shape.c, scratch + 2 * p.shape.c};
+  const int64_t stride = ConstantStride(p);
+  return {scratch, scratch + stride, scratch + 2 * stride};
 }
 
 AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelConstants& k,
@@ -181,8 +197,7 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
   p.shape = shape;
   // With spatial == 1 both layouts are the same (n, c) matrix, best walked a pixel at a time.
   p.by_pixel = shape.layout == SIMDBN_NHWC || shape.spatial == 1;
-  const int64_t c = shape.c;
-  p.constant_floats = static_cast<size_t>(3 * c + (p.by_pixel ? 3 * PeriodicSize(c) : 0));
+  p.constant_floats = static_cast<size_t>(3 * ConstantStride(p));
   if (Pixels(shape) == 0) return p;
   if (p.by_pixel) {
     PlanNhwcItems(&p);
@@ -209,14 +224,7 @@ void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_mom
 
   AffineArgs args = NormalizeArgs(plan, x, k, y);
   if (plan.by_pixel) {
-    float* periodic = constants + 3 * s.c;
-    const int64_t stride = PeriodicSize(s.c);
-    MakePeriodic(k.center, s.c, periodic);
-    MakePeriodic(k.scale, s.c, periodic + stride);
-    MakePeriodic(k.bias, s.c, periodic + 2 * stride);
-    args.center = periodic;
-    args.scale = periodic + stride;
-    args.bias = periodic + 2 * stride;
+    for (float* values : {k.center, k.scale, k.bias}) ExtendPeriodic(values, s.c);
     args.period = PeriodOf(s.c);
   }
   const int64_t rows = plan.by_pixel ? Pixels(s) : s.n * s.c;

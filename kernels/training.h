@@ -19,6 +19,10 @@ inline constexpr int64_t kNchwBlockElements = int64_t{1} << 15;
 // kMinPixelsPerItem pixels so that its c partial sums stay small next to its data.
 inline constexpr int64_t kNhwcItemElements = int64_t{1} << 16;
 inline constexpr int64_t kMinPixelsPerItem = 32;
+// NHWC with fewer row blocks than kMinRowBlocks cuts rows into pieces of at least this many
+// columns (a multiple of every vector length).
+inline constexpr int64_t kMinRowBlocks = 4;
+inline constexpr int64_t kMinPieceWidth = 256;
 // NCHW channels up to this size are normalized right after their statistics, by the thread
 // that computed them, while their data is still in its cache: x is read from memory once.
 // A constant rather than this machine's cache size: the plan never depends on the machine
@@ -40,10 +44,12 @@ struct TrainingPlan {
   int64_t blocks = 0, block_images = 0, piece_cols = 0, pieces_per_row = 0;
 
   // NHWC statistics: "super-rows" of `period` = k * c elements (k pixels, so that short
-  // channel counts still fill whole vectors), `rows_per_item` of them per item; the last item
-  // also takes the `tail_cols` elements of the pixels that make no whole super-row.
+  // channel counts still fill whole vectors), `rows_per_item` of them per row block; the last
+  // row block also takes the `tail_cols` elements of the pixels that make no whole super-row.
+  // Few wide rows (N = 1 at 7x7 and c = 2048) are also cut into `col_pieces` pieces of
+  // `piece_width` columns, so that threads can share them: item = block * col_pieces + piece.
   int64_t period = 0, period_pad = 0, super_rows = 0, tail_cols = 0, rows_per_item = 0,
-          items = 0;
+          row_blocks = 0, col_pieces = 1, piece_width = 0, items = 0;
 
   size_t stats_doubles = 0;    // scratch of BatchMoments
   size_t constant_floats = 0;  // scratch of the normalization (per-channel constants)

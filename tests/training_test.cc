@@ -148,13 +148,15 @@ TEST_P(TrainingTest, MatchesReferenceOnShapeSweep) {
 }
 
 // Channels too large to be normalized while in cache (statistics in blocks merged across
-// items, then a second pass), rows split into pieces, many NHWC items, and huge c.
+// items, then a second pass), rows split into pieces, many NHWC items, NHWC rows cut into
+// pieces of columns (the last with a partial super-row across pieces), and huge c.
 TEST_P(TrainingTest, LargeChannels) {
   for (const simdbn_tensor_desc d : {simdbn_tensor_desc{2, 3, 150001, SIMDBN_NCHW, SIMDBN_F32},
                                      simdbn_tensor_desc{300, 2, 1000, SIMDBN_NCHW, SIMDBN_F32},
                                      simdbn_tensor_desc{40000, 2, 7, SIMDBN_NCHW, SIMDBN_F32},
                                      simdbn_tensor_desc{1, 3, 200003, SIMDBN_NHWC, SIMDBN_F32},
                                      simdbn_tensor_desc{3, 5000, 7, SIMDBN_NHWC, SIMDBN_F32},
+                                     simdbn_tensor_desc{3, 63, 500, SIMDBN_NHWC, SIMDBN_F32},
                                      simdbn_tensor_desc{2, 20001, 3, SIMDBN_NHWC, SIMDBN_F32},
                                      simdbn_tensor_desc{70001, 3, 1, SIMDBN_NCHW, SIMDBN_F32}}) {
     CheckCase(d);
@@ -327,11 +329,15 @@ TEST_P(TrainingTest, RunningStatisticsByHand) {
 
 TEST_P(TrainingTest, SameBitsForAnyThreading) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
-    // Fused NCHW channels, two-pass NCHW (pieces and image blocks), NHWC super-rows.
+    // Fused NCHW channels in groups, two-pass NCHW (pieces and image blocks), NHWC super-rows,
+    // and NHWC rows cut into pieces of columns (few wide rows; with a partial super-row).
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{8, 64, 3136, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{4, 3, 150001, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{1000, 4, 300, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{1, 3, 300001, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{1, 3, 300001, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{1, 2048, 49, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{3, 63, 500, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{2, 1000, 49, layout, SIMDBN_F32}}) {
       const simdbn_threading one{1, nullptr, nullptr}, all{0, nullptr, nullptr};
       TestPool pool;
       const simdbn_threading caller = WithTestPool(&pool);
