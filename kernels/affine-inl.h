@@ -16,6 +16,7 @@
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/affine.h"
+#include "kernels/cache.h"  // kMinStreamRun
 
 HWY_BEFORE_NAMESPACE();
 namespace simdbn {
@@ -103,13 +104,28 @@ HWY_INLINE size_t StreamPeel(const float* y, size_t count) {
   }
 }
 
+// Whole vectors of one channel from element i while they end by `end`; returns where they
+// stopped. Four independent vectors per iteration keep the loads in flight.
+template <class Cfg, class D, class Mem, class V = hn::Vec<D>>
+HWY_INLINE size_t BroadcastVectors(D d, const Mem& mem, const float* x, const float* r, float* y,
+                                   size_t i, size_t end, V m, V s, V b) {
+  const size_t N = hn::Lanes(d);
+  for (; i + 4 * N <= end; i += 4 * N) {
+    AffineStep<Cfg>(d, mem, x + i, r + i, y + i, m, s, b);
+    AffineStep<Cfg>(d, mem, x + i + N, r + i + N, y + i + N, m, s, b);
+    AffineStep<Cfg>(d, mem, x + i + 2 * N, r + i + 2 * N, y + i + 2 * N, m, s, b);
+    AffineStep<Cfg>(d, mem, x + i + 3 * N, r + i + 3 * N, y + i + 3 * N, m, s, b);
+  }
+  for (; i + N <= end; i += N) AffineStep<Cfg>(d, mem, x + i, r + i, y + i, m, s, b);
+  return i;
+}
+
 // One channel's contiguous run: the channel constants are broadcast.
 template <class Cfg>
 HWY_INLINE void AffineRun(const float* x, const float* r, float* y, size_t count, float center,
                           float scale, float bias) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
-  const size_t N = hn::Lanes(d);
   using Mem = std::conditional_t<Cfg::kStream, StreamMemory, PlainMemory>;
   const Mem mem;
   const PlainMemory plain;
@@ -121,14 +137,7 @@ HWY_INLINE void AffineRun(const float* x, const float* r, float* y, size_t count
                     hn::Set(d1, bias));
   }
   const auto m = hn::Set(d, center), s = hn::Set(d, scale), b = hn::Set(d, bias);
-  // Four independent vectors per iteration keep the loads in flight.
-  for (; i + 4 * N <= count; i += 4 * N) {
-    AffineStep<Cfg>(d, mem, x + i, r + i, y + i, m, s, b);
-    AffineStep<Cfg>(d, mem, x + i + N, r + i + N, y + i + N, m, s, b);
-    AffineStep<Cfg>(d, mem, x + i + 2 * N, r + i + 2 * N, y + i + 2 * N, m, s, b);
-    AffineStep<Cfg>(d, mem, x + i + 3 * N, r + i + 3 * N, y + i + 3 * N, m, s, b);
-  }
-  for (; i + N <= count; i += N) AffineStep<Cfg>(d, mem, x + i, r + i, y + i, m, s, b);
+  i = BroadcastVectors<Cfg>(d, mem, x, r, y, i, count, m, s, b);
   if (i == count) return;
 #if !HWY_MEM_OPS_MIGHT_FAULT
   const MaskedMemory<decltype(d)> masked{hn::FirstN(d, count - i)};
@@ -199,11 +208,81 @@ HWY_INLINE const float* ResidualAt(const AffineArgs& a, int64_t offset) {
   return (Cfg::kResidual ? a.residual : a.x) + offset;
 }
 
+// Whole consecutive rows [row_begin, row_end) of an NCHW tensor, rows of at least one vector,
+// with streaming stores: walked as one flat run whose vectors are aligned to y rather than to
+// each row, so that every line of y is written whole by non-temporal stores (a line shared by
+// two rows and written half by ordinary stores costs a read of the line and a flush of a
+// half-full write-combining buffer: rows of 196 floats ran at 40% of a copy). A vector that
+// straddles two rows takes each lane's constants from its own row's channel.
+template <class Cfg>
+HWY_INLINE void AffineRowsFlat(const AffineArgs& a, int64_t row_begin, int64_t row_end) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const size_t N = hn::Lanes(d);
+  const size_t cols = static_cast<size_t>(a.cols), c = static_cast<size_t>(a.c);
+  const int64_t offset = row_begin * a.cols;
+  const float* x = a.x + offset;
+  const float* r = ResidualAt<Cfg>(a, offset);
+  float* y = a.y + offset;
+  const size_t total = static_cast<size_t>(row_end - row_begin) * cols;
+  const auto center = [&](size_t ch) { return Cfg::kCenter ? a.center[ch] : 0.0f; };
+  const StreamMemory stream;
+  const PlainMemory plain;
+
+  size_t ch = static_cast<size_t>(row_begin % a.c);
+  size_t row_stop = cols;  // where the row of ch ends, relative to x
+  size_t i = 0;
+  // One element at a time from i to `end`, moving to the next row's channel where one ends.
+  const auto singles = [&](size_t end) {
+    for (; i < end; ++i) {
+      if (i == row_stop) {
+        ch = ch + 1 == c ? 0 : ch + 1;
+        row_stop += cols;
+      }
+      AffineStep<Cfg>(d1, plain, x + i, r + i, y + i, hn::Set(d1, center(ch)),
+                      hn::Set(d1, a.scale[ch]), hn::Set(d1, a.bias[ch]));
+    }
+  };
+  singles(StreamPeel<Cfg>(y, total));  // fewer than N <= cols: within the first row
+  while (i + N <= total) {
+    if (i == row_stop) {
+      ch = ch + 1 == c ? 0 : ch + 1;
+      row_stop += cols;
+    }
+    const auto m = hn::Set(d, center(ch)), s = hn::Set(d, a.scale[ch]), b = hn::Set(d, a.bias[ch]);
+    i = BroadcastVectors<Cfg>(d, stream, x, r, y, i, row_stop, m, s, b);
+    if (i == row_stop || i + N > total) continue;  // next row, or the tail
+    // Lanes before row_stop belong to ch, the others (fewer than cols) to the next channel.
+    const size_t next = ch + 1 == c ? 0 : ch + 1;
+    const auto mine = hn::FirstN(d, row_stop - i);
+    AffineStep<Cfg>(d, stream, x + i, r + i, y + i,
+                    hn::IfThenElse(mine, m, hn::Set(d, center(next))),
+                    hn::IfThenElse(mine, s, hn::Set(d, a.scale[next])),
+                    hn::IfThenElse(mine, b, hn::Set(d, a.bias[next])));
+    i += N;
+    ch = next;
+    row_stop += cols;
+  }
+  singles(total);
+}
+
 // The two layouts over one partition slice (see partition.h).
-HWY_INLINE void AffineNchwSlice(const AffineArgs& a, const Slice& slice) {
+HWY_INLINE void AffineNchwSlice(const AffineArgs& args, const Slice& slice) {
+  const size_t count = static_cast<size_t>(slice.col_end - slice.col_begin);
+  const bool whole_rows = slice.col_begin == 0 && slice.col_end == args.cols;
+  const bool flat = args.stream && whole_rows && args.cols >= kMaxLanes;
+  // Runs too short for streaming stores of their own (see kMinStreamRun) are stored normally.
+  AffineArgs a = args;
+  a.stream = args.stream && (flat || static_cast<int64_t>(count) >= kMinStreamRun);
   WithAffineConfig(a, [&](auto cfg) {
     using Cfg = decltype(cfg);
-    const size_t count = static_cast<size_t>(slice.col_end - slice.col_begin);
+    if constexpr (Cfg::kStream) {
+      if (flat) {
+        AffineRowsFlat<Cfg>(a, slice.row_begin, slice.row_end);
+        hwy::FlushStream();
+        return;
+      }
+    }
     // The channel advances with the row; one division per slice, not per row.
     int64_t ch = slice.row_begin % a.c;
     for (int64_t row = slice.row_begin; row < slice.row_end; ++row) {

@@ -176,8 +176,9 @@ ChannelConstants ConstantsIn(const TrainingPlan& p, float* scratch) {
   return {scratch, scratch + stride, scratch + 2 * stride};
 }
 
+// run_elements: how many consecutive outputs one call of the affine map writes at least.
 AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelConstants& k,
-                         float* y) {
+                         float* y, int64_t run_elements) {
   AffineArgs args{};
   args.x = x;
   args.y = y;
@@ -186,7 +187,7 @@ AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelCon
   args.bias = k.bias;
   args.c = p.shape.c;
   args.cols = p.by_pixel ? p.shape.c : p.shape.spatial;
-  args.stream = ShouldStream(2 * p.shape.bytes, p.by_pixel ? p.shape.elements : p.shape.spatial);
+  args.stream = ShouldStream(2 * p.shape.bytes, run_elements);
   return args;
 }
 
@@ -203,7 +204,12 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
     PlanNhwcItems(&p);
   } else {
     PlanNchwBlocks(&p);
-    p.fused = static_cast<size_t>(Pixels(shape)) * sizeof(float) <= kFusedChannelBytes;
+    const int64_t channel_bytes = Pixels(shape) * static_cast<int64_t>(sizeof(float));
+    p.group_size = std::clamp<int64_t>(kFusedGroupBytes / channel_bytes, 1, kMaxGroup);
+    // The affine map is called per image and group: group_size consecutive rows.
+    const bool cached = !ShouldStream(2 * shape.bytes, shape.elements);
+    p.fused = static_cast<size_t>(channel_bytes) <= kFusedChannelBytes &&
+              (cached || ShouldStream(2 * shape.bytes, p.group_size * shape.spatial));
   }
   return p;
 }
@@ -222,7 +228,8 @@ void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_mom
   FinalizeChannels(params, 0, s.c, moments, k);
   if (s.elements == 0) return;
 
-  AffineArgs args = NormalizeArgs(plan, x, k, y);
+  // Partition slices: whole rows, or pieces of rows of at least kItemElements / 2.
+  AffineArgs args = NormalizeArgs(plan, x, k, y, s.elements);
   if (plan.by_pixel) {
     for (float* values : {k.center, k.scale, k.bias}) ExtendPeriodic(values, s.c);
     args.period = PeriodOf(s.c);
@@ -240,10 +247,9 @@ void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams
                    float* constants, float* y, const simdbn_threading* threading) {
   const TensorShape& s = plan.shape;
   const ChannelConstants k = ConstantsIn(plan, constants);
-  const AffineArgs args = NormalizeArgs(plan, x, k, y);
   const double count = static_cast<double>(Pixels(s));
-  const int64_t channel_bytes = Pixels(s) * static_cast<int64_t>(sizeof(float));
-  const int64_t group_size = std::clamp<int64_t>(kFusedGroupBytes / channel_bytes, 1, kMaxGroup);
+  const int64_t group_size = plan.group_size;
+  const AffineArgs args = NormalizeArgs(plan, x, k, y, group_size * s.spatial);
   ParallelFor(threading, s.c, 2 * s.bytes, [&](int64_t begin, int64_t end) {
     // Channels go in groups, so that the per-channel step and the normalization calls are
     // vectorized and batched across the group. Software pipelining: the statistics of the next

@@ -105,11 +105,18 @@ TEST_P(InferenceTest, MisalignedPointers) {
 }
 
 // Large enough to bypass the cache with non-temporal stores, with an output that needs
-// peeling to reach vector alignment.
+// peeling to reach vector alignment: long rows cut into pieces, and NCHW rows shorter than a
+// cache line or not a whole number of lines, walked as one run across rows (vectors that
+// straddle two channels).
 TEST_P(InferenceTest, LargerThanCacheStreams) {
-  const int64_t spatial = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4 / 3) + 5;
+  const int64_t floats = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4);
+  const int64_t spatial = floats / 3 + 5;
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     CheckCase({{1, 3, spatial, layout, SIMDBN_F32}, 1, 3, 2, 0, true});
+  }
+  for (const int64_t rows : {int64_t{16}, int64_t{17}, int64_t{49}, int64_t{196}}) {
+    const int64_t c = 17, n = floats / 2 / (c * rows) + 3;  // x + y exceed the cache
+    CheckCase({{n, c, rows, SIMDBN_NCHW, SIMDBN_F32}, 2, 5, 1, 0, true});
   }
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cache.h"
 #include "simdbn/simdbn.h"
 #include "tests/reference.h"
 #include "tests/test_util.h"
@@ -161,6 +162,17 @@ TEST_P(TrainingTest, LargeChannels) {
                                      simdbn_tensor_desc{70001, 3, 1, SIMDBN_NCHW, SIMDBN_F32}}) {
     CheckCase(d);
   }
+}
+
+// Outputs larger than the cache are written with non-temporal stores: fused NCHW channels in
+// groups of whole rows (one run across the rows of a group), NCHW channels whose groups are
+// too short to stream (two passes instead), and NHWC.
+TEST_P(TrainingTest, LargerThanCacheStreams) {
+  const int64_t floats = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4);
+  const int64_t c = floats / 2 / (4 * 196) + 3;  // x + y exceed the cache
+  CheckCase({4, c, 196, SIMDBN_NCHW, SIMDBN_F32}, 1, 3);
+  CheckCase({4, c, 196, SIMDBN_NHWC, SIMDBN_F32}, 1, 3);
+  CheckCase({floats / 2 / (17 * 196) + 3, 17, 196, SIMDBN_NCHW, SIMDBN_F32}, 2, 5);
 }
 
 TEST_P(TrainingTest, MisalignedPointers) {
