@@ -22,6 +22,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 static_assert(HWY_MAX_BYTES / sizeof(double) <= static_cast<size_t>(kColumnPad),
               "ColumnSums pads its arrays for at most kColumnPad double lanes");
+static_assert(8 * HWY_MAX_BYTES / sizeof(double) <= static_cast<size_t>(kRunStateDoubles),
+              "a run state holds eight vectors of doubles");
 
 // x - shift for Lanes(dd) floats at p, widened first so that the difference is exact.
 template <class DD, class V = hn::Vec<DD>>
@@ -57,48 +59,103 @@ HWY_INLINE V ShiftedTailLoad(DD dd, const float* HWY_RESTRICT p, size_t count, V
   return hn::IfThenElseZero(hn::FirstN(dd, count), hn::Sub(x, shift));
 }
 
+// The running sums of a channel's runs: four vectors of d and four of d^2, independent so
+// that they hide the latency of the additions. Kept in registers across the runs of one call,
+// or in memory between calls (RunState) with the same sequence of operations.
+template <class DD>
+struct RunAccumulators {
+  using V = hn::Vec<DD>;
+  V s0, s1, s2, s3, q0, q1, q2, q3;
+};
+
+template <class DD>
+HWY_INLINE RunAccumulators<DD> ZeroAccumulators(DD dd) {
+  const auto z = hn::Zero(dd);
+  return {z, z, z, z, z, z, z, z};
+}
+
+// Adds one run of `len` floats at p.
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE void AddRun(DD dd, const float* HWY_RESTRICT p, size_t len, V vs,
+                       RunAccumulators<DD>& a) {
+  const size_t N = hn::Lanes(dd);
+  size_t i = 0;
+  for (; i + 4 * N <= len; i += 4 * N) {
+    const V d0 = ShiftedLoad(dd, p + i, vs);
+    const V d1 = ShiftedLoad(dd, p + i + N, vs);
+    const V d2 = ShiftedLoad(dd, p + i + 2 * N, vs);
+    const V d3 = ShiftedLoad(dd, p + i + 3 * N, vs);
+    a.s0 = hn::Add(a.s0, d0);
+    a.s1 = hn::Add(a.s1, d1);
+    a.s2 = hn::Add(a.s2, d2);
+    a.s3 = hn::Add(a.s3, d3);
+    a.q0 = hn::MulAdd(d0, d0, a.q0);
+    a.q1 = hn::MulAdd(d1, d1, a.q1);
+    a.q2 = hn::MulAdd(d2, d2, a.q2);
+    a.q3 = hn::MulAdd(d3, d3, a.q3);
+  }
+  for (; i + N <= len; i += N) {
+    const V d = ShiftedLoad(dd, p + i, vs);
+    a.s0 = hn::Add(a.s0, d);
+    a.q0 = hn::MulAdd(d, d, a.q0);
+  }
+  if (i < len) {
+    const V d = ShiftedTailLoad(dd, p + i, len - i, vs);
+    a.s1 = hn::Add(a.s1, d);
+    a.q1 = hn::MulAdd(d, d, a.q1);
+  }
+}
+
+template <class DD>
+HWY_INLINE ShiftedSums SumsOf(DD dd, const RunAccumulators<DD>& a) {
+  ShiftedSums sums;
+  sums.s1 = hn::GetLane(hn::SumOfLanes(dd, hn::Add(hn::Add(a.s0, a.s1), hn::Add(a.s2, a.s3))));
+  sums.s2 = hn::GetLane(hn::SumOfLanes(dd, hn::Add(hn::Add(a.q0, a.q1), hn::Add(a.q2, a.q3))));
+  return sums;
+}
+
 HWY_INLINE ShiftedSums ShiftedRunSums(const float* HWY_RESTRICT x, size_t runs, size_t stride,
                                       size_t len, float shift) {
   const hn::ScalableTag<double> dd;
-  const size_t N = hn::Lanes(dd);
-  using V = hn::Vec<decltype(dd)>;
-  const V vs = hn::Set(dd, shift);
-  // Four independent sums of each kind hide the latency of the additions.
-  V s0 = hn::Zero(dd), s1 = hn::Zero(dd), s2 = hn::Zero(dd), s3 = hn::Zero(dd);
-  V q0 = hn::Zero(dd), q1 = hn::Zero(dd), q2 = hn::Zero(dd), q3 = hn::Zero(dd);
+  const auto vs = hn::Set(dd, shift);
+  auto a = ZeroAccumulators(dd);
+  for (size_t r = 0; r < runs; ++r) AddRun(dd, x + r * stride, len, vs, a);
+  return SumsOf(dd, a);
+}
 
-  for (size_t r = 0; r < runs; ++r) {
-    const float* HWY_RESTRICT p = x + r * stride;
-    size_t i = 0;
-    for (; i + 4 * N <= len; i += 4 * N) {
-      const V d0 = ShiftedLoad(dd, p + i, vs);
-      const V d1 = ShiftedLoad(dd, p + i + N, vs);
-      const V d2 = ShiftedLoad(dd, p + i + 2 * N, vs);
-      const V d3 = ShiftedLoad(dd, p + i + 3 * N, vs);
-      s0 = hn::Add(s0, d0);
-      s1 = hn::Add(s1, d1);
-      s2 = hn::Add(s2, d2);
-      s3 = hn::Add(s3, d3);
-      q0 = hn::MulAdd(d0, d0, q0);
-      q1 = hn::MulAdd(d1, d1, q1);
-      q2 = hn::MulAdd(d2, d2, q2);
-      q3 = hn::MulAdd(d3, d3, q3);
-    }
-    for (; i + N <= len; i += N) {
-      const V d = ShiftedLoad(dd, p + i, vs);
-      s0 = hn::Add(s0, d);
-      q0 = hn::MulAdd(d, d, q0);
-    }
-    if (i < len) {
-      const V d = ShiftedTailLoad(dd, p + i, len - i, vs);
-      s1 = hn::Add(s1, d);
-      q1 = hn::MulAdd(d, d, q1);
-    }
+// The accumulators in memory: kRunStateDoubles doubles per channel.
+template <class DD>
+HWY_INLINE RunAccumulators<DD> LoadState(DD dd, const double* HWY_RESTRICT state) {
+  const size_t N = hn::Lanes(dd);
+  return {hn::Load(dd, state),         hn::Load(dd, state + N),     hn::Load(dd, state + 2 * N),
+          hn::Load(dd, state + 3 * N), hn::Load(dd, state + 4 * N), hn::Load(dd, state + 5 * N),
+          hn::Load(dd, state + 6 * N), hn::Load(dd, state + 7 * N)};
+}
+
+// Adds row r < rows (at x + r * len, with shift shift[r]) to state + r * kRunStateDoubles:
+// consecutive channels of one image, read in memory order.
+HWY_INLINE void ShiftedRowsToStates(const float* HWY_RESTRICT x, size_t rows, size_t len,
+                                    const float* HWY_RESTRICT shift, double* HWY_RESTRICT state) {
+  const hn::ScalableTag<double> dd;
+  const size_t N = hn::Lanes(dd);
+  for (size_t r = 0; r < rows; ++r) {
+    double* st = state + r * kRunStateDoubles;
+    auto a = LoadState(dd, st);
+    AddRun(dd, x + r * len, len, hn::Set(dd, shift[r]), a);
+    hn::Store(a.s0, dd, st);
+    hn::Store(a.s1, dd, st + N);
+    hn::Store(a.s2, dd, st + 2 * N);
+    hn::Store(a.s3, dd, st + 3 * N);
+    hn::Store(a.q0, dd, st + 4 * N);
+    hn::Store(a.q1, dd, st + 5 * N);
+    hn::Store(a.q2, dd, st + 6 * N);
+    hn::Store(a.q3, dd, st + 7 * N);
   }
-  ShiftedSums sums;
-  sums.s1 = hn::GetLane(hn::SumOfLanes(dd, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))));
-  sums.s2 = hn::GetLane(hn::SumOfLanes(dd, hn::Add(hn::Add(q0, q1), hn::Add(q2, q3))));
-  return sums;
+}
+
+HWY_INLINE ShiftedSums StateSums(const double* HWY_RESTRICT state) {
+  const hn::ScalableTag<double> dd;
+  return SumsOf(dd, LoadState(dd, state));
 }
 
 // Adds four rows of shifted values to the column sums: they are loaded and stored once per

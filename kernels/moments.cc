@@ -18,6 +18,13 @@ void AddRunSumsF32(const float* x, int64_t runs, int64_t stride, int64_t len, fl
   sums->s2 += part.s2;
 }
 
+void AddRowsToStatesF32(const float* x, int64_t rows, int64_t len, const float* shift,
+                        double* states) {
+  ShiftedRowsToStates(x, static_cast<size_t>(rows), static_cast<size_t>(len), shift, states);
+}
+
+ShiftedSums SumsOfStateF32(const double* state) { return StateSums(state); }
+
 void ColumnSumsF32(const float* x, int64_t rows, int64_t stride, int64_t cols,
                    const double* shift, double* s1, double* s2) {
   ShiftedColumnSums(x, static_cast<size_t>(rows), static_cast<size_t>(stride),
@@ -37,12 +44,23 @@ HWY_AFTER_NAMESPACE();
 namespace simdbn {
 
 HWY_EXPORT(AddRunSumsF32);
+HWY_EXPORT(AddRowsToStatesF32);
+HWY_EXPORT(SumsOfStateF32);
 HWY_EXPORT(ColumnSumsF32);
 HWY_EXPORT(MomentsOfSumsF32);
 
 void AddRunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
                 ShiftedSums* sums) {
   HWY_DYNAMIC_DISPATCH(AddRunSumsF32)(x, runs, stride, len, shift, sums);
+}
+
+void AddRowsToStates(const float* x, int64_t rows, int64_t len, const float* shift,
+                     double* states) {
+  HWY_DYNAMIC_DISPATCH(AddRowsToStatesF32)(x, rows, len, shift, states);
+}
+
+ShiftedSums SumsOfState(const double* state) {
+  return HWY_DYNAMIC_DISPATCH(SumsOfStateF32)(state);
 }
 
 void ColumnSums(const float* x, int64_t rows, int64_t stride, int64_t cols, const double* shift,

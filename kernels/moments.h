@@ -36,6 +36,17 @@ inline constexpr int64_t kColumnPad = 16;
 void AddRunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
                 ShiftedSums* sums);
 
+// The running sums of AddRunSums kept in memory between calls, so that the runs of many
+// channels can be read in memory order (image by image) with the same bits as AddRunSums over
+// all of a channel's runs at once: kRunStateDoubles doubles per channel, 64-byte aligned,
+// zero before the first run.
+inline constexpr int64_t kRunStateDoubles = 64;
+// For r < rows: adds the run x + r * len (channel r, shift shift[r]) to state r.
+void AddRowsToStates(const float* x, int64_t rows, int64_t len, const float* shift,
+                     double* states);
+// The sums of one state, as AddRunSums would have added them.
+ShiftedSums SumsOfState(const double* state);
+
 // For every column j < cols: s1[j] += sum over r < rows of (x[r * stride + j] - shift[j]) and
 // s2[j] likewise of the squares (pixels of an NHWC tensor: column j is channel j % c). shift,
 // s1 and s2 hold cols rounded up to kColumnPad entries; the padding of shift must be finite.

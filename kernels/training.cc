@@ -29,8 +29,13 @@ void PlanNchwBlocks(TrainingPlan* p) {
   } else {
     p->block_images = kNchwBlockElements / spatial;
     p->blocks = (n + p->block_images - 1) / p->block_images;
+    if (spatial >= kMinStateRow) {
+      p->chunk = std::min({(kItemElements + spatial - 1) / spatial, kMaxChunk, p->shape.c});
+    }
   }
-  p->stats_doubles = static_cast<size_t>(2 * p->blocks * p->shape.c);
+  // Run states (kept 64-byte aligned at the front), then two partial sums per block and channel.
+  const int64_t states = p->chunk != 0 ? p->blocks * p->shape.c * kRunStateDoubles : 0;
+  p->stats_doubles = static_cast<size_t>(states + 2 * p->blocks * p->shape.c);
 }
 
 void PlanNhwcItems(TrainingPlan* p) {
@@ -88,19 +93,51 @@ void Accumulate(const ShiftedSums& part, ShiftedSums* total) {
   total->s2 += part.s2;
 }
 
-void NchwBatchMoments(const TrainingPlan& p, const float* x, double* partials,
-                      simdbn_moments* moments, const simdbn_threading* threading) {
-  const int64_t c = p.shape.c;
-  // Item b * c + ch: consecutive items walk the tensor in memory order.
-  ParallelFor(threading, p.blocks * c, p.shape.bytes, [&](int64_t begin, int64_t end) {
+// Items of `chunk` channels of one block, image by image: the same sums as AddBlockSums.
+void NchwChunkSums(const TrainingPlan& p, const float* x, double* states, double* partials,
+                   const simdbn_threading* threading) {
+  const int64_t c = p.shape.c, spatial = p.shape.spatial;
+  const int64_t chunks = (c + p.chunk - 1) / p.chunk;
+  ParallelFor(threading, p.blocks * chunks, p.shape.bytes, [&](int64_t begin, int64_t end) {
+    float shift[kMaxChunk];
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / c, ch = item % c;
-      ShiftedSums sums;
-      AddBlockSums(p, x, ch, NchwBlock(p, b), NchwShift(p, x, ch), &sums);
-      partials[2 * (ch * p.blocks + b)] = sums.s1;
-      partials[2 * (ch * p.blocks + b) + 1] = sums.s2;
+      const int64_t b = item / chunks, first = item % chunks * p.chunk;
+      const int64_t count = std::min(p.chunk, c - first);
+      const Block block = NchwBlock(p, b);
+      double* state = states + (b * c + first) * kRunStateDoubles;
+      std::fill(state, state + count * kRunStateDoubles, 0.0);
+      for (int64_t ch = first; ch < first + count; ++ch) shift[ch - first] = NchwShift(p, x, ch);
+      for (int64_t image = block.image; image < block.image + block.images; ++image) {
+        AddRowsToStates(x + (image * c + first) * spatial, count, spatial, shift, state);
+      }
+      for (int64_t ch = first; ch < first + count; ++ch) {
+        const ShiftedSums sums = SumsOfState(state + (ch - first) * kRunStateDoubles);
+        partials[2 * (ch * p.blocks + b)] = sums.s1;
+        partials[2 * (ch * p.blocks + b) + 1] = sums.s2;
+      }
     }
   });
+}
+
+void NchwBatchMoments(const TrainingPlan& p, const float* x, double* stats,
+                      simdbn_moments* moments, const simdbn_threading* threading) {
+  const int64_t c = p.shape.c;
+  double* partials = stats;
+  if (p.chunk != 0) {
+    partials = stats + p.blocks * c * kRunStateDoubles;
+    NchwChunkSums(p, x, stats, partials, threading);
+  } else {
+    // Item b * c + ch: consecutive items walk the tensor in memory order.
+    ParallelFor(threading, p.blocks * c, p.shape.bytes, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / c, ch = item % c;
+        ShiftedSums sums;
+        AddBlockSums(p, x, ch, NchwBlock(p, b), NchwShift(p, x, ch), &sums);
+        partials[2 * (ch * p.blocks + b)] = sums.s1;
+        partials[2 * (ch * p.blocks + b) + 1] = sums.s2;
+      }
+    });
+  }
   const double count = static_cast<double>(Pixels(p.shape));
   for (int64_t ch = 0; ch < c; ++ch) {
     ShiftedSums total;  // in block order, as FusedTraining adds them
@@ -209,6 +246,7 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
     // The affine map is called per image and group: group_size consecutive rows.
     const bool cached = !ShouldStream(2 * shape.bytes, shape.elements);
     p.fused = static_cast<size_t>(channel_bytes) <= kFusedChannelBytes &&
+              shape.n <= kMaxFusedImages &&
               (cached || ShouldStream(2 * shape.bytes, p.group_size * shape.spatial));
   }
   return p;

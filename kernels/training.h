@@ -15,6 +15,11 @@ namespace simdbn {
 
 // NCHW: one partial sum per block of about this many elements of a channel (128 KiB).
 inline constexpr int64_t kNchwBlockElements = int64_t{1} << 15;
+// NCHW blocks of whole images whose rows are at least this long are read image by image
+// (their channels' runs are far apart otherwise: 32 runs 1.6 MiB apart read at half the
+// bandwidth); shorter rows would spend more on moving the state than on the data.
+inline constexpr int64_t kMinStateRow = 256;
+inline constexpr int64_t kMaxChunk = 64;
 // NHWC: one item of the statistics pass reads about this many elements (256 KiB), and at least
 // kMinPixelsPerItem pixels so that its c partial sums stay small next to its data.
 inline constexpr int64_t kNhwcItemElements = int64_t{1} << 16;
@@ -23,19 +28,22 @@ inline constexpr int64_t kMinPixelsPerItem = 32;
 // columns (a multiple of every vector length).
 inline constexpr int64_t kMinRowBlocks = 4;
 inline constexpr int64_t kMinPieceWidth = 256;
-// NCHW channels up to this size are normalized right after their statistics, by the thread
-// that computed them, while their data is still in its cache: x is read from memory once.
-// Not when the output must bypass the cache but the runs of a group are too short for
-// streaming stores (kMinStreamRun): then reading x twice with streaming stores is faster
-// (measured: N=32, C=1024, 14x14 in 2.5 ms against 4.8 ms fused). Either way the bits are
-// the same (see BatchMoments).
+// NCHW channels up to this size, of at most kMaxFusedImages images, are normalized right after
+// their statistics, by the thread that computed them, while their data is still in its cache:
+// x is read from memory once. A channel of more images is that many short runs far apart,
+// which the prefetchers follow poorly: reading the tensor twice in memory order is faster
+// (measured, N=32: 14x14 in cache 0.47 ms against 0.59 fused; beyond it, 28x28 3.3 against
+// 4.8 ms). Nor when the output must bypass the cache but the runs of a group are too short
+// for streaming stores (kMinStreamRun). Either way the bits are the same (see BatchMoments).
 inline constexpr size_t kFusedChannelBytes = size_t{1} << 20;
+inline constexpr int64_t kMaxFusedImages = 4;
 // Fused channels go in groups of up to kMaxGroup channels of about this many bytes in all
 // (channels smaller than kFusedGroupBytes / kMaxGroup share one group).
 inline constexpr int64_t kFusedGroupBytes = int64_t{1} << 15;
 inline constexpr int64_t kMaxGroup = 16;
 
-// How a job is cut into work items. Depends on the shape alone.
+// How a job is cut into work items. Depends on the shape (and, for fusing, on whether the
+// output bypasses the cache), never on the threads.
 struct TrainingPlan {
   TensorShape shape;
   bool by_pixel = false;  // NHWC, or spatial == 1: rows are pixels of c channels
@@ -45,6 +53,9 @@ struct TrainingPlan {
   // NCHW statistics: each channel is `blocks` blocks, each either `block_images` whole rows
   // (piece_cols == 0) or one piece of `piece_cols` elements of one row.
   int64_t blocks = 0, block_images = 0, piece_cols = 0, pieces_per_row = 0;
+  // Blocks of whole images with rows of at least kMinStateRow are read in memory order:
+  // items of `chunk` channels of one block, image by image (see AddRowsToStates).
+  int64_t chunk = 0;  // 0: one item per channel and block instead
 
   // NHWC statistics: "super-rows" of `period` = k * c elements (k pixels, so that short
   // channel counts still fill whole vectors), `rows_per_item` of them per row block; the last

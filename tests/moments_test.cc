@@ -159,10 +159,13 @@ TEST(Moments, EmptyTensorHasZeroMoments) {
 }
 
 // simdbn_forward_training is simdbn_batch_moments followed by simdbn_forward_training_moments,
-// bit for bit, whichever way the shape is planned (fused NCHW, two-pass NCHW, NHWC).
+// bit for bit, whichever way the shape is planned (fused NCHW against statistics read channel
+// by channel or image by image, in one block of images or two; two-pass NCHW; NHWC).
 TEST_P(MomentsTest, TrainingIsBatchMomentsThenTrainingWithMoments) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{5, 17, 49, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{3, 70, 400, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{200, 3, 300, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{2, 3, 150001, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{1000, 2, 300, layout, SIMDBN_F32}}) {
       const std::vector<float> x = Data(d, 1e4, 4);

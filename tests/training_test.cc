@@ -341,9 +341,11 @@ TEST_P(TrainingTest, RunningStatisticsByHand) {
 
 TEST_P(TrainingTest, SameBitsForAnyThreading) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
-    // Fused NCHW channels in groups, two-pass NCHW (pieces and image blocks), NHWC super-rows,
-    // and NHWC rows cut into pieces of columns (few wide rows; with a partial super-row).
-    for (const simdbn_tensor_desc d : {simdbn_tensor_desc{8, 64, 3136, layout, SIMDBN_F32},
+    // Fused NCHW channels in groups, two-pass NCHW (read image by image, pieces, blocks of
+    // images), NHWC super-rows, and NHWC rows cut into pieces of columns (few wide rows; with a
+    // partial super-row).
+    for (const simdbn_tensor_desc d : {simdbn_tensor_desc{4, 256, 784, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{8, 64, 3136, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{4, 3, 150001, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{1000, 4, 300, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{1, 3, 300001, layout, SIMDBN_F32},
