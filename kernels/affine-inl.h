@@ -243,7 +243,9 @@ HWY_INLINE void AffineRowsFlat(const AffineArgs& a, int64_t row_begin, int64_t r
                       hn::Set(d1, a.scale[ch]), hn::Set(d1, a.bias[ch]));
     }
   };
-  singles(StreamPeel<Cfg>(y, total));  // fewer than N <= cols: within the first row
+  // Up to vector alignment: fewer than N <= cols, within the first row (or all of it, one by
+  // one, when y is not even float-aligned).
+  singles(StreamPeel<Cfg>(y, total));
   while (i + N <= total) {
     if (i == row_stop) {
       ch = ch + 1 == c ? 0 : ch + 1;

@@ -57,7 +57,8 @@ HWY_INLINE void FinalizeStep(DD dd, const ChannelParams& p, size_t ch, const sim
   const V momentum = hn::Set(dd, static_cast<double>(p.momentum));
   const V keep = hn::Sub(one, momentum);
   const V variance = hn::Div(m2, count);
-  const V invstd = hn::Div(one, hn::Sqrt(hn::Add(variance, hn::Set(dd, static_cast<double>(p.eps)))));
+  const V eps = hn::Set(dd, static_cast<double>(p.eps));
+  const V invstd = hn::Div(one, hn::Sqrt(hn::Add(variance, eps)));
   if (p.running_mean != nullptr) {
     const V updated = hn::Add(hn::Mul(keep, running_mean), hn::Mul(momentum, mean));
     hn::StoreU(ToF32(df, updated), df, p.running_mean + ch);

@@ -30,9 +30,9 @@ struct ChannelConstants {
 };
 
 // For channels [begin, end), whose moments are moments[0, end - begin) (count > 1 each):
-// every output of `params` and `constants`. In double, rounded once to f32 per output: for the same
-// moments, the same bits on every target. Inputs of a channel are read before its outputs are written,
-// so gamma or beta may be exactly an output array.
+// every output of `params` and `constants`. In double, rounded once to f32 per output: for the
+// same moments, the same bits on every target. Inputs of a channel are read before its outputs
+// are written, so gamma or beta may be exactly an output array.
 void FinalizeChannels(const ChannelParams& params, int64_t begin, int64_t end,
                       const simdbn_moments* moments, const ChannelConstants& constants);
 

@@ -57,7 +57,7 @@ void* Scratch::Bytes(size_t bytes) {
     if (p == nullptr) return nullptr;
     own_[num_own_++] = p;
   }
-  total_ = total_ > std::numeric_limits<size_t>::max() - rounded ? total_ : total_ + rounded;
+  total_ += rounded;  // cannot overflow: every piece counted was handed out
   return p;
 }
 

@@ -30,7 +30,9 @@ class Scratch {
   template <class T>
   simdbn_status Get(size_t count, T** out) {
     static_assert(std::is_trivial_v<T>, "scratch is raw memory");
-    if (count > std::numeric_limits<size_t>::max() / sizeof(T)) return OutOfMemory(count, sizeof(T));
+    if (count > std::numeric_limits<size_t>::max() / sizeof(T)) {
+      return OutOfMemory(count, sizeof(T));
+    }
     void* p = Bytes(count * sizeof(T));
     if (p == nullptr) return OutOfMemory(count, sizeof(T));
     *out = static_cast<T*>(p);
