@@ -61,7 +61,7 @@ HWY_INLINE V ShiftedTailLoad(DD dd, const float* HWY_RESTRICT p, size_t count, V
 
 // The running sums of a channel's runs: four vectors of d and four of d^2, independent so
 // that they hide the latency of the additions. Kept in registers across the runs of one call,
-// or in memory between calls (RunState) with the same sequence of operations.
+// or in memory between calls (kRunStateDoubles per channel) with the same operations.
 template <class DD>
 struct RunAccumulators {
   using V = hn::Vec<DD>;
