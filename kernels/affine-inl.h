@@ -104,48 +104,50 @@ HWY_INLINE size_t StreamPeel(const float* y, size_t count) {
   }
 }
 
-// Whole vectors of one channel from element i while they end by `end`; returns where they
-// stopped. Four independent vectors per iteration keep the loads in flight.
-template <class Cfg, class D, class Mem, class V = hn::Vec<D>>
-HWY_INLINE size_t BroadcastVectors(D d, const Mem& mem, const float* x, const float* r, float* y,
-                                   size_t i, size_t end, V m, V s, V b) {
+// Whole vectors from element i while they end by `end`; returns where they stopped.
+// step(d, memory, i) does the vector at offset i. Four independent vectors per iteration keep
+// the loads in flight.
+template <class D, class Mem, class Step>
+HWY_INLINE size_t WholeVectors(D d, const Mem& mem, size_t i, size_t end, const Step& step) {
   const size_t N = hn::Lanes(d);
   for (; i + 4 * N <= end; i += 4 * N) {
-    AffineStep<Cfg>(d, mem, x + i, r + i, y + i, m, s, b);
-    AffineStep<Cfg>(d, mem, x + i + N, r + i + N, y + i + N, m, s, b);
-    AffineStep<Cfg>(d, mem, x + i + 2 * N, r + i + 2 * N, y + i + 2 * N, m, s, b);
-    AffineStep<Cfg>(d, mem, x + i + 3 * N, r + i + 3 * N, y + i + 3 * N, m, s, b);
+    step(d, mem, i);
+    step(d, mem, i + N);
+    step(d, mem, i + 2 * N);
+    step(d, mem, i + 3 * N);
   }
-  for (; i + N <= end; i += N) AffineStep<Cfg>(d, mem, x + i, r + i, y + i, m, s, b);
+  for (; i + N <= end; i += N) step(d, mem, i);
   return i;
+}
+
+// Walks `count` elements of one channel: one by one up to the alignment that streaming stores
+// need, whole vectors, then the tail. step(dv, memory, i) does the vector (or single lane) at
+// offset i; `out` is the output the alignment is for. Cfg needs kStream.
+template <class Cfg, class Step>
+HWY_INLINE void RunWalk(const float* out, size_t count, const Step& step) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  using Mem = std::conditional_t<Cfg::kStream, StreamMemory, PlainMemory>;
+  const PlainMemory plain;
+  size_t i = 0;
+  for (const size_t peel = StreamPeel<Cfg>(out, count); i < peel; ++i) step(d1, plain, i);
+  i = WholeVectors(d, Mem(), i, count, step);
+  if (i == count) return;
+#if !HWY_MEM_OPS_MIGHT_FAULT
+  step(d, MaskedMemory<decltype(d)>{hn::FirstN(d, count - i)}, i);
+#else
+  for (; i < count; ++i) step(d1, plain, i);
+#endif
 }
 
 // One channel's contiguous run: the channel constants are broadcast.
 template <class Cfg>
 HWY_INLINE void AffineRun(const float* x, const float* r, float* y, size_t count, float center,
                           float scale, float bias) {
-  const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
-  using Mem = std::conditional_t<Cfg::kStream, StreamMemory, PlainMemory>;
-  const Mem mem;
-  const PlainMemory plain;
-
-  size_t i = 0;
-  const size_t peel = StreamPeel<Cfg>(y, count);
-  for (; i < peel; ++i) {
-    AffineStep<Cfg>(d1, plain, x + i, r + i, y + i, hn::Set(d1, center), hn::Set(d1, scale),
-                    hn::Set(d1, bias));
-  }
-  const auto m = hn::Set(d, center), s = hn::Set(d, scale), b = hn::Set(d, bias);
-  i = BroadcastVectors<Cfg>(d, mem, x, r, y, i, count, m, s, b);
-  if (i == count) return;
-#if !HWY_MEM_OPS_MIGHT_FAULT
-  const MaskedMemory<decltype(d)> masked{hn::FirstN(d, count - i)};
-  AffineStep<Cfg>(d, masked, x + i, r + i, y + i, m, s, b);
-#else
-  const auto m1 = hn::Set(d1, center), s1 = hn::Set(d1, scale), b1 = hn::Set(d1, bias);
-  for (; i < count; ++i) AffineStep<Cfg>(d1, plain, x + i, r + i, y + i, m1, s1, b1);
-#endif
+  RunWalk<Cfg>(y, count, [&](auto dv, const auto& memory, size_t i) {
+    AffineStep<Cfg>(dv, memory, x + i, r + i, y + i, hn::Set(dv, center), hn::Set(dv, scale),
+                    hn::Set(dv, bias));
+  });
 }
 
 // Walks `count` elements whose channel wraps at `period`, starting at channel c0: one by one
@@ -252,7 +254,9 @@ HWY_INLINE void AffineRowsFlat(const AffineArgs& a, int64_t row_begin, int64_t r
       row_stop += cols;
     }
     const auto m = hn::Set(d, center(ch)), s = hn::Set(d, a.scale[ch]), b = hn::Set(d, a.bias[ch]);
-    i = BroadcastVectors<Cfg>(d, stream, x, r, y, i, row_stop, m, s, b);
+    i = WholeVectors(d, stream, i, row_stop, [&](auto dv, const auto& memory, size_t at) {
+      AffineStep<Cfg>(dv, memory, x + at, r + at, y + at, m, s, b);
+    });
     if (i == row_stop || i + N > total) continue;  // next row, or the tail
     // Lanes before row_stop belong to ch, the others (fewer than cols) to the next channel.
     const size_t next = ch + 1 == c ? 0 : ch + 1;

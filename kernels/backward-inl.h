@@ -311,40 +311,14 @@ struct Constants {
   float mean, x_scale, dy_scale, dy_mean;
 };
 
-// One channel's contiguous run, constants broadcast (the structure of AffineRun).
+// One channel's contiguous run, constants broadcast.
 template <class Cfg>
 HWY_INLINE void DxRun(const float* x, const float* dy, float* dx, size_t count,
                       const Constants& k) {
-  const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
-  const size_t N = hn::Lanes(d);
-  using Mem = std::conditional_t<Cfg::kStream, StreamMemory, PlainMemory>;
-  const Mem mem;
-  const PlainMemory plain;
-  const auto step1 = [&](size_t i) {
-    DxStep<Cfg>(d1, plain, x + i, dy + i, dx + i, hn::Set(d1, k.mean), hn::Set(d1, k.x_scale),
-                hn::Set(d1, k.dy_scale), hn::Set(d1, k.dy_mean));
-  };
-
-  size_t i = 0;
-  const size_t peel = StreamPeel<Cfg>(dx, count);
-  for (; i < peel; ++i) step1(i);
-  const auto m = hn::Set(d, k.mean), xs = hn::Set(d, k.x_scale), ds = hn::Set(d, k.dy_scale),
-             b = hn::Set(d, k.dy_mean);
-  for (; i + 4 * N <= count; i += 4 * N) {
-    DxStep<Cfg>(d, mem, x + i, dy + i, dx + i, m, xs, ds, b);
-    DxStep<Cfg>(d, mem, x + i + N, dy + i + N, dx + i + N, m, xs, ds, b);
-    DxStep<Cfg>(d, mem, x + i + 2 * N, dy + i + 2 * N, dx + i + 2 * N, m, xs, ds, b);
-    DxStep<Cfg>(d, mem, x + i + 3 * N, dy + i + 3 * N, dx + i + 3 * N, m, xs, ds, b);
-  }
-  for (; i + N <= count; i += N) DxStep<Cfg>(d, mem, x + i, dy + i, dx + i, m, xs, ds, b);
-  if (i == count) return;
-#if !HWY_MEM_OPS_MIGHT_FAULT
-  const MaskedMemory<decltype(d)> masked{hn::FirstN(d, count - i)};
-  DxStep<Cfg>(d, masked, x + i, dy + i, dx + i, m, xs, ds, b);
-#else
-  for (; i < count; ++i) step1(i);
-#endif
+  RunWalk<Cfg>(dx, count, [&](auto dv, const auto& memory, size_t i) {
+    DxStep<Cfg>(dv, memory, x + i, dy + i, dx + i, hn::Set(dv, k.mean), hn::Set(dv, k.x_scale),
+                hn::Set(dv, k.dy_scale), hn::Set(dv, k.dy_mean));
+  });
 }
 
 // A run over whole or partial pixels: x[i] has channel (c0 + i) % c and the constants are in
