@@ -8,6 +8,7 @@
 #define SIMDBN_KERNELS_MOMENTS_INL_H_
 #endif
 
+#include <algorithm>
 #include <cstddef>
 
 #include "hwy/cache_control.h"
@@ -186,13 +187,14 @@ HWY_INLINE void ShiftedColumnSums(const float* HWY_RESTRICT x, size_t rows, size
   // prefetchers follow poorly from DRAM (measured: 30% below one row at a time), while one row
   // at a time is 3x slower in cache (a load and store of the sums per vector). So four rows,
   // with software prefetches ahead of them. Where a group is contiguous and at most
-  // kSequentialAhead long, the prefetches run in memory order that far ahead: the statistics of
-  // NHWC training with c = 16-256 took 25-40% less time beyond the LLC, up to 10% less in cache,
-  // than with per-stream prefetches. Longer groups fetch each stream two groups ahead: a
-  // memory-order stream would have to run more than a group ahead (measured 10-20% slower at
-  // c >= 512 with 4 KiB).
-  constexpr size_t kSequentialAhead = 1024;  // floats
-  const bool sequential = stride == cols && 4 * cols <= kSequentialAhead;
+  // kMaxSequentialGroup long, the prefetches run in memory order, kSequentialAhead or one group
+  // ahead: NHWC training statistics with c = 16-512 took 25-40% less time beyond the LLC and
+  // up to 20% less in cache than with per-stream prefetches. Longer groups fetch each stream
+  // two groups ahead (a memory-order stream a whole group ahead, 16 KiB at c = 1024, measured
+  // no faster: it runs out of L1).
+  constexpr size_t kSequentialAhead = 1024, kMaxSequentialGroup = 2048;  // floats
+  const bool sequential = stride == cols && 4 * cols <= kMaxSequentialGroup;
+  const size_t ahead = std::max(kSequentialAhead, 4 * cols);
   size_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     const float* p0 = x + r * stride;
@@ -201,9 +203,9 @@ HWY_INLINE void ShiftedColumnSums(const float* HWY_RESTRICT x, size_t rows, size
     const float* p3 = p2 + stride;
     // Only formed when the prefetched lines lie inside the tensor: a pointer past its end is
     // undefined.
-    const bool prefetch = sequential ? (r + 4) * stride + kSequentialAhead <= rows * stride
+    const bool prefetch = sequential ? (r + 4) * stride + ahead <= rows * stride
                                      : r + 12 <= rows;
-    const float* next = !prefetch ? p0 : sequential ? p0 + kSequentialAhead : p0 + 8 * stride;
+    const float* next = !prefetch ? p0 : sequential ? p0 + ahead : p0 + 8 * stride;
     size_t j = 0;
     for (; j < full; j += N) {
       if (prefetch && sequential && 4 * j % 16 == 0) {
