@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct Call {
   GuardedBuffer x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd;
   std::vector<float> running_mean0, running_var0;  // before the call
   float momentum = kMomentum;
+  float eps = kEps;
 
   explicit Call(const simdbn_tensor_desc& d, size_t misalign_x = 0, size_t misalign_y = 0,
                 size_t misalign_c = 0)
@@ -56,7 +58,7 @@ struct Call {
   }
 
   simdbn_status Run(const simdbn_threading* threading = nullptr) {
-    return simdbn_forward_training(&desc, x.data(), gamma.data(), beta.data(), kEps, momentum,
+    return simdbn_forward_training(&desc, x.data(), gamma.data(), beta.data(), eps, momentum,
                                    running_mean.data(), running_var.data(), y.data(),
                                    save_mean.data(), save_invstd.data(), threading);
   }
@@ -262,6 +264,26 @@ TEST_P(TrainingTest, ConstantChannelsHaveZeroVariance) {
         EXPECT_EQ(k.beta[static_cast<size_t>(ch)], k.y[static_cast<size_t>(o)]);
       });
     }
+  }
+}
+
+// With eps = 0 a constant channel is 0 / 0, as the formula says: invstd Inf and y NaN. The
+// other channels are normalized as usual.
+TEST_P(TrainingTest, ZeroEpsOnAConstantChannelIsZeroOverZero) {
+  for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
+    const simdbn_tensor_desc d{2, 3, 49, layout, SIMDBN_F32};
+    Call k(d);
+    k.eps = 0.0f;
+    ForEachElement(d, [&](int64_t o, int64_t ch) {
+      if (ch == 1) k.x[static_cast<size_t>(o)] = 2.5f;
+    });
+    ASSERT_EQ(SIMDBN_SUCCESS, k.Run());
+    EXPECT_EQ(2.5f, k.save_mean[1]) << Describe(d);
+    EXPECT_EQ(std::numeric_limits<float>::infinity(), k.save_invstd[1]) << Describe(d);
+    ForEachElement(d, [&](int64_t o, int64_t ch) {
+      const float y = k.y[static_cast<size_t>(o)];
+      EXPECT_EQ(ch == 1, std::isnan(y)) << Describe(d) << " channel " << ch;
+    });
   }
 }
 
