@@ -233,12 +233,20 @@ class Backward {
     float* x_scale = constants_;
     float* dy_scale = x_scale + per_array;
     float* dy_mean = dy_scale + per_array;
+    // x_prescale only for data far from the usual scales (DxConstantsFor), so that ordinary data
+    // keeps the kernel without it: until a channel needs it, every channel's is 1.
+    float* x_prescale = nullptr;
     const double m = static_cast<double>(m_);
     for (int64_t ch = 0; ch < c_; ++ch) {
       const DxConstants k = DxConstantsFor(totals_[ch], Gamma(ch), r_.invstd[ch], m, false);
       x_scale[ch] = k.x_scale;
       dy_scale[ch] = k.dy_scale;
       dy_mean[ch] = k.dy_mean;
+      if (k.x_prescale != 1.0f && x_prescale == nullptr) {
+        SIMDBN_RETURN_IF_ERROR(scratch_.Get(per_array, &x_prescale));
+        std::fill(x_prescale, x_prescale + c_, 1.0f);
+      }
+      if (x_prescale != nullptr) x_prescale[ch] = k.x_prescale;
     }
     DxArgs args{};
     args.x = r_.x;
@@ -248,10 +256,12 @@ class Backward {
     args.x_scale = x_scale;
     args.dy_scale = dy_scale;
     args.dy_mean = dy_mean;
+    args.x_prescale = x_prescale;
     if (by_pixel_) {
       float* mean = dy_mean + per_array;
       MakePeriodic(r_.mean, c_, mean);
       for (float* p : {x_scale, dy_scale, dy_mean}) Repeat(p, PeriodicSize(c_));
+      if (x_prescale != nullptr) Repeat(x_prescale, PeriodicSize(c_));
       args.mean = mean;
     }
     Differentiate(&args, /*tensors_moved=*/3);

@@ -274,41 +274,48 @@ HWY_INLINE void ReducePixelsSlice(const ReduceArgs& a, const Slice& slice, const
   }
 }
 
-template <bool kStream_, bool kDyOnly_>
+template <bool kStream_, bool kDyOnly_, bool kPrescale_ = false>
 struct DxConfig {
-  static constexpr bool kStream = kStream_, kDyOnly = kDyOnly_;
+  static constexpr bool kStream = kStream_, kDyOnly = kDyOnly_, kPrescale = kPrescale_;
 };
 
+// kPrescale (x_prescale of DxConstants) only where some channel needs it: ordinary data keeps
+// its loop, without the extra multiply.
 template <class F>
-HWY_INLINE void WithDxConfig(bool stream, bool dy_only, const F& f) {
+HWY_INLINE void WithDxConfig(bool stream, bool dy_only, bool prescale, const F& f) {
   if (stream) {
-    dy_only ? f(DxConfig<true, true>{}) : f(DxConfig<true, false>{});
+    if (dy_only) return f(DxConfig<true, true>{});
+    prescale ? f(DxConfig<true, false, true>{}) : f(DxConfig<true, false>{});
   } else {
-    dy_only ? f(DxConfig<false, true>{}) : f(DxConfig<false, false>{});
+    if (dy_only) return f(DxConfig<false, true>{});
+    prescale ? f(DxConfig<false, false, true>{}) : f(DxConfig<false, false>{});
   }
 }
 
-// dx = (dy - dy_mean) * dy_scale + (x - mean) * x_scale. Both differences are formed first:
-// centring x keeps data far from zero from cancelling, and dy - dy_mean is exact where it
-// cancels completely.
+// dx = (dy - dy_mean) * dy_scale + (x - mean) * x_scale, x - mean first times x_prescale under
+// kPrescale (DxConstantsFor). Both differences are formed first: centring x keeps data far from
+// zero from cancelling, and dy - dy_mean is exact where it cancels completely.
 template <class Cfg, class D, class Mem, class V = hn::Vec<D>>
 HWY_INLINE void DxStep(D d, const Mem& mem, const float* x, const float* dy, float* dx, V mean,
-                       V x_scale, V dy_scale, V dy_mean) {
+                       V x_prescale, V x_scale, V dy_scale, V dy_mean) {
   const V g = mem.Load(d, dy);
   if constexpr (Cfg::kDyOnly) {
     (void)x;
     (void)mean;
+    (void)x_prescale;
     (void)x_scale;
     (void)dy_mean;
     mem.Store(hn::Mul(g, dy_scale), d, dx);
   } else {
-    const V xmean = hn::Sub(mem.Load(d, x), mean);
+    V xmean = hn::Sub(mem.Load(d, x), mean);
+    if constexpr (Cfg::kPrescale) xmean = hn::Mul(xmean, x_prescale);
+    (void)x_prescale;
     mem.Store(hn::MulAdd(hn::Sub(g, dy_mean), dy_scale, hn::Mul(xmean, x_scale)), d, dx);
   }
 }
 
 struct Constants {
-  float mean, x_scale, dy_scale, dy_mean;
+  float mean, x_scale, dy_scale, dy_mean, x_prescale;
 };
 
 // One channel's contiguous run, constants broadcast.
@@ -316,8 +323,8 @@ template <class Cfg>
 HWY_INLINE void DxRun(const float* x, const float* dy, float* dx, size_t count,
                       const Constants& k) {
   RunWalk<Cfg>(dx, count, [&](auto dv, const auto& memory, size_t i) {
-    DxStep<Cfg>(dv, memory, x + i, dy + i, dx + i, hn::Set(dv, k.mean), hn::Set(dv, k.x_scale),
-                hn::Set(dv, k.dy_scale), hn::Set(dv, k.dy_mean));
+    DxStep<Cfg>(dv, memory, x + i, dy + i, dx + i, hn::Set(dv, k.mean), hn::Set(dv, k.x_prescale),
+                hn::Set(dv, k.x_scale), hn::Set(dv, k.dy_scale), hn::Set(dv, k.dy_mean));
   });
 }
 
@@ -335,25 +342,28 @@ HWY_INLINE void DxPeriodicRun(const DxArgs& a, size_t offset, size_t count, size
   const float* HWY_RESTRICT x_scale = a.x_scale;
   const float* HWY_RESTRICT dy_scale = a.dy_scale;
   const float* HWY_RESTRICT dy_mean = a.dy_mean;
+  const float* HWY_RESTRICT x_prescale = a.x_prescale;
   const auto step = [&](auto dv, const auto& memory, size_t i, size_t ch) {
     // Frozen statistics come without mean, x_scale and dy_mean: only dy_scale is read.
-    const auto load = [&](const float* p) {
-      if constexpr (Cfg::kDyOnly) {
+    const auto load = [&](const float* p, auto used) {
+      if constexpr (decltype(used)::value) {
+        return hn::LoadU(dv, p + ch);
+      } else {
         (void)p;
         return hn::Zero(dv);
-      } else {
-        return hn::LoadU(dv, p + ch);
       }
     };
-    DxStep<Cfg>(dv, memory, x + i, dy + i, dx + i, load(mean), load(x_scale),
-                hn::LoadU(dv, dy_scale + ch), load(dy_mean));
+    using Sums = std::bool_constant<!Cfg::kDyOnly>;
+    DxStep<Cfg>(dv, memory, x + i, dy + i, dx + i, load(mean, Sums{}),
+                load(x_prescale, std::bool_constant<Cfg::kPrescale>{}), load(x_scale, Sums{}),
+                hn::LoadU(dv, dy_scale + ch), load(dy_mean, Sums{}));
   };
 
   PeriodicWalk<Cfg>(dx, count, period, c0, step);
 }
 
 HWY_INLINE void DxRowsSlice(const DxArgs& a, const Slice& slice) {
-  WithDxConfig(a.stream, a.dy_only, [&](auto cfg) {
+  WithDxConfig(a.stream, a.dy_only, a.x_prescale != nullptr, [&](auto cfg) {
     using Cfg = decltype(cfg);
     const size_t count = static_cast<size_t>(slice.col_end - slice.col_begin);
     // The channel advances with the row: one division per slice, not per row.
@@ -362,8 +372,9 @@ HWY_INLINE void DxRowsSlice(const DxArgs& a, const Slice& slice) {
          ++row, ch = ch + 1 == a.c ? 0 : ch + 1) {
       const int64_t offset = row * a.cols + slice.col_begin;
       const Constants k = Cfg::kDyOnly
-                              ? Constants{0.0f, 0.0f, a.dy_scale[ch], 0.0f}
-                              : Constants{a.mean[ch], a.x_scale[ch], a.dy_scale[ch], a.dy_mean[ch]};
+                              ? Constants{0.0f, 0.0f, a.dy_scale[ch], 0.0f, 1.0f}
+                              : Constants{a.mean[ch], a.x_scale[ch], a.dy_scale[ch], a.dy_mean[ch],
+                                          Cfg::kPrescale ? a.x_prescale[ch] : 1.0f};
       DxRun<Cfg>(a.x + offset, a.dy + offset, a.dx + offset, count, k);
     }
     if constexpr (Cfg::kStream) hwy::FlushStream();
@@ -371,7 +382,7 @@ HWY_INLINE void DxRowsSlice(const DxArgs& a, const Slice& slice) {
 }
 
 HWY_INLINE void DxPixelsSlice(const DxArgs& a, const Slice& slice) {
-  WithDxConfig(a.stream, a.dy_only, [&](auto cfg) {
+  WithDxConfig(a.stream, a.dy_only, a.x_prescale != nullptr, [&](auto cfg) {
     using Cfg = decltype(cfg);
     // Whole pixels are one flat run starting at channel 0; a piece of a pixel starts mid-way.
     const int64_t offset = slice.row_begin * a.cols + slice.col_begin;
@@ -398,12 +409,12 @@ HWY_INLINE void BackwardChannelImpl(const ChannelArgs& a, int64_t ch, ChannelSum
   *out = sums;
   const DxConstants k = DxConstantsFor(sums, a.gamma != nullptr ? a.gamma[ch] : 1.0, a.invstd[ch],
                                        static_cast<double>(a.n * a.spatial), /*frozen=*/false);
-  WithDxConfig(a.stream, false, [&](auto cfg) {
+  WithDxConfig(a.stream, false, k.x_prescale != 1.0f, [&](auto cfg) {
     using Cfg = decltype(cfg);
     for (int64_t i = 0; i < a.n; ++i) {
       const size_t offset = static_cast<size_t>((i * a.c + ch) * a.spatial);
       DxRun<Cfg>(a.x + offset, a.dy + offset, a.dx + offset, spatial,
-                 {mean, k.x_scale, k.dy_scale, k.dy_mean});
+                 {mean, k.x_scale, k.dy_scale, k.dy_mean, k.x_prescale});
     }
     if constexpr (Cfg::kStream) hwy::FlushStream();
   });

@@ -11,6 +11,7 @@
 #ifndef SIMDBN_KERNELS_BACKWARD_H_
 #define SIMDBN_KERNELS_BACKWARD_H_
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/affine.h"
@@ -74,6 +75,7 @@ struct DxArgs {
   const float* x_scale;
   const float* dy_scale;  // k
   const float* dy_mean;
+  const float* x_prescale;  // null: every channel's is 1 (DxConstants)
   int64_t c;
   int64_t cols;
   bool dy_only;  // dx = dy * dy_scale: frozen statistics (x, mean, x_scale, dy_mean unused)
@@ -100,15 +102,29 @@ void BackwardChannel(const ChannelArgs& args, int64_t channel, ChannelSums* sums
 
 struct DxConstants {
   float x_scale, dy_scale, dy_mean;
+  // dx = (dy - dy_mean) * dy_scale + ((x - mean) * x_prescale) * x_scale; 1 almost always.
+  float x_prescale;
 };
 
 // dx's constants from the sums: computed in double and rounded once each.
+//
+// x_scale is about k * invstd * dy: for invstd above about 1e19 or below about 1e-19 it leaves
+// the f32 range although (x - mean) * x_scale, about dx, does not. Such a channel's x - mean is
+// first multiplied by a power of two near invstd (exact while the normalized value is a normal
+// f32) and x_scale divided by it in double (exact), so dx rounds as often as on ordinary data.
 inline DxConstants DxConstantsFor(const ChannelSums& sums, double gamma, double invstd, double m,
                                   bool frozen) {
   const double k = gamma * invstd;
-  if (frozen) return {0.0f, static_cast<float>(k), 0.0f};
-  return {static_cast<float>(-k * invstd * invstd * sums.dy_xmean / m), static_cast<float>(k),
-          static_cast<float>(sums.dy / m)};
+  if (frozen) return {0.0f, static_cast<float>(k), 0.0f, 1.0f};
+  const double x_scale = -k * invstd * invstd * sums.dy_xmean / m;
+  DxConstants out{static_cast<float>(x_scale), static_cast<float>(k),
+                  static_cast<float>(sums.dy / m), 1.0f};
+  if (x_scale != 0.0 && std::isfinite(x_scale) && !std::isnormal(out.x_scale) &&
+      std::isnormal(static_cast<float>(invstd))) {
+    out.x_prescale = std::ldexp(1.0f, std::ilogb(invstd));
+    out.x_scale = static_cast<float>(x_scale / out.x_prescale);
+  }
+  return out;
 }
 
 }  // namespace simdbn

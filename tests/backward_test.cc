@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cache.h"
 #include "simdbn/simdbn.h"
 #include "tests/backward_reference.h"
+#include "tests/backward_shapes.h"
 #include "tests/reference.h"
 #include "tests/test_util.h"
 
@@ -130,26 +130,6 @@ void CheckCase(Problem& p, const Problem::Options& o) {
   EXPECT_TRUE(SameBits(p.dy.data(), dy0.data(), p.size)) << "dy was modified";
 }
 
-// Shapes that take every plan and loop of the implementation (see api_backward.cc). "Two
-// passes" needs more than 4 MiB of x and dy per channel (the most the channel plan takes).
-std::vector<simdbn_tensor_desc> PlanShapes() {
-  return {
-      {2, 3, 300000, SIMDBN_NCHW, SIMDBN_F32},  // two passes, rows split into pieces
-      {105, 4, 5000, SIMDBN_NCHW, SIMDBN_F32},  // two passes, 3 whole rows per item
-      {80000, 3, 7, SIMDBN_NCHW, SIMDBN_F32},   // two passes, one slot per channel
-      {8, 512, 49, SIMDBN_NCHW, SIMDBN_F32},    // one channel per item, in cache
-      {2, 3, 70000, SIMDBN_NCHW, SIMDBN_F32},   // the same with long runs
-      {2, 1, 600000, SIMDBN_NHWC, SIMDBN_F32},  // c == 1: rows, two passes
-      {4, 64, 3136, SIMDBN_NHWC, SIMDBN_F32},   // pixels, flat period 256
-      {3, 17, 2000, SIMDBN_NHWC, SIMDBN_F32},   // pixels, flat period 272
-      {3, 3, 20000, SIMDBN_NHWC, SIMDBN_F32},   // pixels, c below the vector length
-      {40, 2049, 10, SIMDBN_NHWC, SIMDBN_F32},  // pixels, blocks of channels
-      {300, 2500, 1, SIMDBN_NCHW, SIMDBN_F32},  // spatial == 1: pixels, blocks
-      {1, 20000, 2, SIMDBN_NHWC, SIMDBN_F32},   // pixels split into pieces for dx (the
-                                                // reduction is one item: no threads)
-  };
-}
-
 class BackwardTest : public PerTarget {};
 HWY_TARGET_INSTANTIATE_TEST_SUITE_P(BackwardTest);
 
@@ -237,16 +217,10 @@ TEST_P(BackwardTest, MisalignedPointers) {
   }
 }
 
-// Large enough for dx to bypass the cache with non-temporal stores (traffic beyond the
-// last-level cache), with a dx that needs peeling to reach vector alignment: two passes by row
-// and by pixel, the channel plan, and frozen statistics with and without the sums.
+// Large enough for dx to bypass the cache with non-temporal stores, with a dx that needs peeling
+// to reach vector alignment; frozen statistics with and without the sums.
 TEST_P(BackwardTest, LargerThanCacheStreams) {
-  const int64_t spatial = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4 / 6) + 5;
-  const int64_t images = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4 / 1000 / 196) + 1;
-  for (const simdbn_tensor_desc& d :
-       {simdbn_tensor_desc{1, 3, spatial, SIMDBN_NCHW, SIMDBN_F32},
-        simdbn_tensor_desc{1, 3, spatial, SIMDBN_NHWC, SIMDBN_F32},
-        simdbn_tensor_desc{images, 1000, 196, SIMDBN_NCHW, SIMDBN_F32}}) {
+  for (const simdbn_tensor_desc& d : LargerThanCacheShapes()) {
     for (const bool frozen : {false, true}) {
       for (const bool sums : {true, false}) {
         if (!frozen && !sums) continue;
