@@ -15,8 +15,9 @@ namespace simdbn_bench {
 namespace {
 
 // Waking a thread for less than this costs more than it saves; without this floor the "ceiling"
-// for small tensors would be pool overhead, not bandwidth.
-constexpr size_t kMinBytesPerThread = size_t{256} << 10;
+// for small tensors would be pool overhead, not bandwidth. The library's floor
+// (kernels/threading.h), so that both use the same threads.
+constexpr size_t kMinBytesPerThread = size_t{128} << 10;
 
 // Beyond the LLC a copy with non-temporal stores moves 2 bytes per byte copied instead of 3 (no
 // read for ownership of y). glibc's memcpy would decide this from sysconf's cache size, which
