@@ -299,17 +299,16 @@ template <class Cfg, class D, class Mem, class V = hn::Vec<D>>
 HWY_INLINE void DxStep(D d, const Mem& mem, const float* x, const float* dy, float* dx, V mean,
                        V x_prescale, V x_scale, V dy_scale, V dy_mean) {
   const V g = mem.Load(d, dy);
+  (void)x_prescale;  // read under kPrescale only
   if constexpr (Cfg::kDyOnly) {
     (void)x;
     (void)mean;
-    (void)x_prescale;
     (void)x_scale;
     (void)dy_mean;
     mem.Store(hn::Mul(g, dy_scale), d, dx);
   } else {
     V xmean = hn::Sub(mem.Load(d, x), mean);
     if constexpr (Cfg::kPrescale) xmean = hn::Mul(xmean, x_prescale);
-    (void)x_prescale;
     mem.Store(hn::MulAdd(hn::Sub(g, dy_mean), dy_scale, hn::Mul(xmean, x_scale)), d, dx);
   }
 }
