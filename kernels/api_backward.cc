@@ -9,6 +9,7 @@
 //              reads both tensors twice as well: dx needs sums over the whole channel).
 #include <algorithm>
 #include <cinttypes>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <numeric>
@@ -237,16 +238,18 @@ class Backward {
     // keeps the kernel without it: until a channel needs it, every channel's is 1.
     float* x_prescale = nullptr;
     const double m = static_cast<double>(m_);
-    for (int64_t ch = 0; ch < c_; ++ch) {
+    const bool all_normal =
+        ComputeDxConstants({totals_, r_.gamma, r_.invstd, m, c_, x_scale, dy_scale, dy_mean});
+    for (int64_t ch = 0; ch < c_ && !all_normal; ++ch) {
+      if (std::isnormal(x_scale[ch])) continue;  // no x_prescale (DxConstantsFor)
       const DxConstants k = DxConstantsFor(totals_[ch], Gamma(ch), r_.invstd[ch], m, false);
-      x_scale[ch] = k.x_scale;
-      dy_scale[ch] = k.dy_scale;
-      dy_mean[ch] = k.dy_mean;
-      if (k.x_prescale != 1.0f && x_prescale == nullptr) {
+      if (k.x_prescale == 1.0f) continue;
+      if (x_prescale == nullptr) {
         SIMDBN_RETURN_IF_ERROR(scratch_.Get(per_array, &x_prescale));
         std::fill(x_prescale, x_prescale + c_, 1.0f);
       }
-      if (x_prescale != nullptr) x_prescale[ch] = k.x_prescale;
+      x_prescale[ch] = k.x_prescale;
+      x_scale[ch] = k.x_scale;
     }
     DxArgs args{};
     args.x = r_.x;
@@ -284,6 +287,7 @@ class Backward {
     if (by_pixel_) {
       slot_per_channel_ = true;
       slots_per_item_ = c_;
+      pieces_ = PiecesOf(c_, partition_.size(), kMaxLanes);
     } else {
       // The first item has the most rows: whole rows by row, or (more rows than channels)
       // by channel. A piece of a row is one row.
@@ -293,7 +297,18 @@ class Backward {
       slots_per_item_ = slot_per_channel_ ? c_ : rows;
     }
     SIMDBN_RETURN_IF_ERROR(scratch_.Get(static_cast<size_t>(c_), &totals_));
-    return scratch_.Get(static_cast<size_t>(partition_.size() * 2 * slots_per_item_), &slots_);
+    return scratch_.Get(static_cast<size_t>(ReduceItems() * 2 * slots_per_item_), &slots_);
+  }
+
+  int64_t ReduceItems() const { return partition_.size() * pieces_.count; }
+
+  // By pixel, item = row block * pieces + piece: the piece's channels of the block's pixels.
+  Slice ReduceSlice(int64_t item) const {
+    if (!by_pixel_) return partition_[item];
+    Slice slice = partition_[item / pieces_.count];
+    slice.col_begin = item % pieces_.count * pieces_.width;
+    slice.col_end = std::min(c_, slice.col_begin + pieces_.width);
+    return slice;
   }
 
   // Sums of every channel into totals_: per-item partials, then added in item order.
@@ -313,23 +328,31 @@ class Backward {
       double* dy = slots_ + item * 2 * num_slots;
       return Slots{dy, dy + num_slots};
     };
-    ParallelFor(r_.threading, partition_.size(), tensors_moved * r_.shape.bytes,
+    ParallelFor(r_.threading, ReduceItems(), tensors_moved * r_.shape.bytes,
                 [&](int64_t begin, int64_t end) {
                   for (int64_t item = begin; item < end; ++item) {
-                    by_pixel_ ? ReducePixels(args, partition_[item], item_slots(item))
-                              : ReduceRows(args, partition_[item], num_slots, item_slots(item));
+                    by_pixel_ ? ReducePixels(args, ReduceSlice(item), item_slots(item))
+                              : ReduceRows(args, ReduceSlice(item), num_slots, item_slots(item));
                   }
                 });
     std::fill(totals_, totals_ + c_, ChannelSums{0.0, 0.0});
-    for (int64_t item = 0; item < partition_.size(); ++item) {
-      const Slice slice = partition_[item];
+    for (int64_t item = 0; item < ReduceItems(); ++item) {
+      const Slice slice = ReduceSlice(item);
       const Slots in = item_slots(item);
-      const int64_t used = slot_per_channel_ ? c_ : slice.row_end - slice.row_begin;
-      int64_t ch = slice.row_begin % c_;  // of slot s when slots are rows
-      for (int64_t s = 0; s < used; ++s, ch = ch + 1 == c_ ? 0 : ch + 1) {
-        ChannelSums& total = totals_[slot_per_channel_ ? s : ch];
-        total.dy += in.dy[s];
-        total.dy_xmean += in.dy_xmean[s];
+      if (slot_per_channel_) {
+        // By pixel, an item has slots for its piece's channels only.
+        const int64_t first = by_pixel_ ? slice.col_begin : 0;
+        const int64_t last = by_pixel_ ? slice.col_end : c_;
+        for (int64_t ch = first; ch < last; ++ch) {
+          totals_[ch].dy += in.dy[ch];
+          totals_[ch].dy_xmean += in.dy_xmean[ch];
+        }
+        continue;
+      }
+      int64_t ch = slice.row_begin % c_;  // of slot s
+      for (int64_t s = 0; s < slice.row_end - slice.row_begin; ++s, ch = ch + 1 == c_ ? 0 : ch + 1) {
+        totals_[ch].dy += in.dy[s];
+        totals_[ch].dy_xmean += in.dy_xmean[s];
       }
     }
   }
@@ -368,6 +391,7 @@ class Backward {
   const bool by_pixel_;
   const int64_t rows_, cols_;
   Partition partition_{0, 0};
+  ColumnPieces pieces_{1, 0};  // by pixel: the columns of each row block
   bool slot_per_channel_ = false;
   int64_t slots_per_item_ = 0;
   Scratch scratch_;

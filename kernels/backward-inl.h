@@ -223,25 +223,30 @@ HWY_INLINE void ReduceRowsSlice(const ReduceArgs& a, const Slice& slice, int64_t
   }
 }
 
-// Pixels (NHWC, or spatial == 1): an item is whole pixels. With a period, the item is one flat
-// run whose position i has channel i % c, accumulated period by period; otherwise each pixel is
-// cut into blocks of channels. Either way each f32 accumulator takes kChunkTerms terms at most.
+// Pixels (NHWC, or spatial == 1): an item is the channels [col_begin, col_end) of whole pixels.
+// With a period and all channels, the item is one flat run whose position i has channel i % c,
+// accumulated period by period; otherwise each pixel's channels are cut into blocks. Either way
+// each f32 accumulator takes kChunkTerms terms at most.
 template <bool kWriteDx>
 HWY_INLINE void ReducePixelsSlice(const ReduceArgs& a, const Slice& slice, const Slots& slots) {
   const size_t c = static_cast<size_t>(a.c);
-  std::fill(slots.dy, slots.dy + c, 0.0);
-  std::fill(slots.dy_xmean, slots.dy_xmean + c, 0.0);
+  const size_t first = static_cast<size_t>(slice.col_begin);
+  const size_t last = static_cast<size_t>(slice.col_end);
+  std::fill(slots.dy + first, slots.dy + last, 0.0);
+  std::fill(slots.dy_xmean + first, slots.dy_xmean + last, 0.0);
   // Only the part in use is cleared (a masked tail may touch one vector past it).
   HWY_ALIGN float acc_dy[kMaxPeriod + kMaxLanes];
   HWY_ALIGN float acc_dy_xmean[kMaxPeriod + kMaxLanes];
+  const bool flat = a.period != 0 && first == 0 && last == c;
   const size_t used =
-      (a.period != 0 ? static_cast<size_t>(a.period) : std::min<size_t>(c, kMaxPeriod)) + kMaxLanes;
+      (flat ? static_cast<size_t>(a.period) : std::min<size_t>(last - first, kMaxPeriod)) +
+      kMaxLanes;
   std::fill(acc_dy, acc_dy + used, 0.0f);
   std::fill(acc_dy_xmean, acc_dy_xmean + used, 0.0f);
   const size_t rows = static_cast<size_t>(slice.row_end - slice.row_begin);
   const size_t begin = static_cast<size_t>(slice.row_begin) * c;
 
-  if (a.period != 0) {
+  if (flat) {
     const size_t period = static_cast<size_t>(a.period);
     const size_t count = rows * c;
     int64_t periods = 0;
@@ -258,8 +263,9 @@ HWY_INLINE void ReducePixelsSlice(const ReduceArgs& a, const Slice& slice, const
     return;
   }
 
-  for (size_t block = 0; block < c; block += kMaxPeriod) {
-    const size_t width = std::min<size_t>(kMaxPeriod, c - block);
+  // The per-channel arrays have c entries at least (a period is a multiple of c).
+  for (size_t block = first; block < last; block += kMaxPeriod) {
+    const size_t width = std::min<size_t>(kMaxPeriod, last - block);
     int64_t pixels = 0;
     for (size_t r = 0; r < rows; ++r) {
       const size_t at = begin + r * c + block;

@@ -4,6 +4,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "kernels/backward-inl.h"
+#include "kernels/dx_constants-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace simdbn {
@@ -23,6 +24,7 @@ void DxPixelsF32(const DxArgs& args, const Slice& slice) { DxPixelsSlice(args, s
 void BackwardChannelF32(const ChannelArgs& args, int64_t channel, ChannelSums* sums) {
   BackwardChannelImpl(args, channel, sums);
 }
+bool DxConstantsF32(const DxConstantsArgs& args) { return DxConstantsRange(args); }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace simdbn
@@ -36,6 +38,7 @@ HWY_EXPORT(ReducePixelsF32);
 HWY_EXPORT(DxRowsF32);
 HWY_EXPORT(DxPixelsF32);
 HWY_EXPORT(BackwardChannelF32);
+HWY_EXPORT(DxConstantsF32);
 
 void ReduceRows(const ReduceArgs& args, const Slice& slice, int64_t num_slots, const Slots& slots) {
   HWY_DYNAMIC_DISPATCH(ReduceRowsF32)(args, slice, num_slots, slots);
@@ -51,6 +54,9 @@ void DxPixels(const DxArgs& args, const Slice& slice) {
 }
 void BackwardChannel(const ChannelArgs& args, int64_t channel, ChannelSums* sums) {
   HWY_DYNAMIC_DISPATCH(BackwardChannelF32)(args, channel, sums);
+}
+bool ComputeDxConstants(const DxConstantsArgs& args) {
+  return HWY_DYNAMIC_DISPATCH(DxConstantsF32)(args);
 }
 
 }  // namespace simdbn

@@ -61,7 +61,8 @@ struct Slots {
   double* dy_xmean;
 };
 
-// Sums of one item into its `num_slots` slots (by pixel: c); the item zeroes them first.
+// Sums of one item into its `num_slots` slots (by pixel: c, of which it zeroes and fills those
+// of channels [slice.col_begin, slice.col_end)); the item zeroes them first.
 void ReduceRows(const ReduceArgs& args, const Slice& slice, int64_t num_slots, const Slots& slots);
 void ReducePixels(const ReduceArgs& args, const Slice& slice, const Slots& slots);
 
@@ -126,6 +127,21 @@ inline DxConstants DxConstantsFor(const ChannelSums& sums, double gamma, double 
   }
   return out;
 }
+
+// x_scale, dy_scale and dy_mean of DxConstantsFor(sums[ch], gamma (1 if null), invstd[ch], m,
+// false) for every ch < c, the same bits. x_prescale is left to the caller: false means some
+// x_scale is not a normal f32, and for those DxConstantsFor decides.
+struct DxConstantsArgs {
+  const ChannelSums* sums;
+  const float* gamma;  // nullable
+  const float* invstd;
+  double m;
+  int64_t c;
+  float* x_scale;
+  float* dy_scale;
+  float* dy_mean;
+};
+bool ComputeDxConstants(const DxConstantsArgs& args);
 
 }  // namespace simdbn
 

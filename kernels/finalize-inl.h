@@ -12,28 +12,12 @@
 
 #include "hwy/highway.h"
 #include "kernels/finalize.h"
+#include "kernels/to_f32-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace simdbn {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-// Rounds to f32 as IEEE conversion does: to nearest, overflowing to infinity. (Highway's
-// emulated targets saturate to the largest finite value instead, which would turn an infinite
-// mean finite.)
-template <class DF, class V>
-HWY_INLINE hn::Vec<DF> ToF32(DF df, V v) {
-#if HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
-  const hn::Rebind<double, DF> dd;
-  HWY_ALIGN double wide[hn::MaxLanes(dd)];
-  HWY_ALIGN float narrow[hn::MaxLanes(df)];
-  hn::Store(v, dd, wide);
-  for (size_t i = 0; i < hn::Lanes(df); ++i) narrow[i] = static_cast<float>(wide[i]);
-  return hn::Load(df, narrow);
-#else
-  return hn::DemoteTo(df, v);
-#endif
-}
 
 // Lanes(dd) channels from ch. Only IEEE operations that round once (no fused multiply-add):
 // the bits are those of the scalar formula on every target.

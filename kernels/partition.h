@@ -16,6 +16,28 @@ namespace simdbn {
 // few hundred items balance well over threads.
 inline constexpr int64_t kItemElements = int64_t{1} << 14;
 
+// Reductions over pixels (rows of c channels) with fewer row blocks than kMinRowBlocks also cut
+// the columns into pieces of at least kMinPieceWidth (a multiple of every vector length), so
+// that threads can share a few wide rows (N = 1 at 7x7 with c = 2048).
+inline constexpr int64_t kMinRowBlocks = 4;
+inline constexpr int64_t kMinPieceWidth = 256;
+
+struct ColumnPieces {
+  int64_t count;  // pieces per row block, 1 when the rows stay whole
+  int64_t width;  // columns per piece (the last may be shorter), a multiple of `align`
+};
+
+// How to cut `cols` columns read in `row_blocks` row blocks: from the shape alone.
+inline ColumnPieces PiecesOf(int64_t cols, int64_t row_blocks, int64_t align) {
+  int64_t count = 1;
+  if (row_blocks < kMinRowBlocks) {
+    count = std::clamp<int64_t>(cols / kMinPieceWidth, 1,
+                                (kMinRowBlocks + row_blocks - 1) / row_blocks);
+  }
+  const int64_t width = ((cols + count - 1) / count + align - 1) / align * align;
+  return {(cols + width - 1) / width, width};
+}
+
 struct Slice {
   int64_t row_begin, row_end;  // rows [row_begin, row_end)
   int64_t col_begin, col_end;  // within each of them, elements [col_begin, col_end)

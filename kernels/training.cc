@@ -49,12 +49,9 @@ void PlanNhwcItems(TrainingPlan* p) {
   p->tail_cols = pixels % k * c;
   p->rows_per_item = std::max(kNhwcItemElements / p->period, (kMinPixelsPerItem + k - 1) / k);
   p->row_blocks = std::max<int64_t>(1, (p->super_rows + p->rows_per_item - 1) / p->rows_per_item);
-  if (p->row_blocks < kMinRowBlocks) {
-    p->col_pieces = std::clamp<int64_t>(p->period / kMinPieceWidth, 1,
-                                        (kMinRowBlocks + p->row_blocks - 1) / p->row_blocks);
-  }
-  p->piece_width = RoundUp((p->period + p->col_pieces - 1) / p->col_pieces, kColumnPad);
-  p->col_pieces = (p->period + p->piece_width - 1) / p->piece_width;
+  const ColumnPieces pieces = PiecesOf(p->period, p->row_blocks, kColumnPad);
+  p->col_pieces = pieces.count;
+  p->piece_width = pieces.width;
   p->items = p->row_blocks * p->col_pieces;
   // Shifts, two partial sums per column and row block, and the two sums of every channel.
   p->stats_doubles = static_cast<size_t>(p->period_pad * (1 + 2 * p->row_blocks) + 2 * c);

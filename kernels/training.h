@@ -24,10 +24,6 @@ inline constexpr int64_t kMaxChunk = 64;
 // kMinPixelsPerItem pixels so that its c partial sums stay small next to its data.
 inline constexpr int64_t kNhwcItemElements = int64_t{1} << 16;
 inline constexpr int64_t kMinPixelsPerItem = 32;
-// NHWC with fewer row blocks than kMinRowBlocks cuts rows into pieces of at least this many
-// columns (a multiple of every vector length).
-inline constexpr int64_t kMinRowBlocks = 4;
-inline constexpr int64_t kMinPieceWidth = 256;
 // NCHW channels up to this size, of at most kMaxFusedImages images, are normalized right after
 // their statistics, by the thread that computed them, while their data is still in its cache:
 // x is read from memory once. A channel of more images is that many short runs far apart,

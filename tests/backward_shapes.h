@@ -24,9 +24,12 @@ inline std::vector<simdbn_tensor_desc> PlanShapes() {
       {3, 17, 2000, SIMDBN_NHWC, SIMDBN_F32},   // pixels, flat period 272
       {3, 3, 20000, SIMDBN_NHWC, SIMDBN_F32},   // pixels, c below the vector length
       {40, 2049, 10, SIMDBN_NHWC, SIMDBN_F32},  // pixels, blocks of channels
-      {300, 2500, 1, SIMDBN_NCHW, SIMDBN_F32},  // spatial == 1: pixels, blocks
-      {1, 20000, 2, SIMDBN_NHWC, SIMDBN_F32},   // pixels split into pieces for dx (the
-                                                // reduction is one item: no threads)
+      {300, 2500, 1, SIMDBN_NCHW, SIMDBN_F32},  // spatial == 1: pixels, blocks; 3 row
+                                                // blocks, so 2 pieces of channels
+      {1, 20000, 2, SIMDBN_NHWC, SIMDBN_F32},   // pixels split into pieces for dx, 4 pieces
+                                                // of channels for the reduction
+      {1, 2048, 49, SIMDBN_NHWC, SIMDBN_F32},   // flat period c, one row block: 4 pieces
+      {1, 1000, 49, SIMDBN_NHWC, SIMDBN_F32},   // flat period 2c, one row block: 3 pieces
   };
 }
 

@@ -157,6 +157,19 @@ MaskN<T, N> Lt(VecN<T, N> a, VecN<T, N> b) {
   return m;
 }
 template <typename T, size_t N>
+MaskN<T, N> And(MaskN<T, N> a, MaskN<T, N> b) {
+  MaskN<T, N> m;
+  for (size_t i = 0; i < N; ++i) m.bit[i] = a.bit[i] && b.bit[i];
+  return m;
+}
+template <typename T, size_t N>
+bool AllTrue(Simd<T, N>, MaskN<T, N> m) {
+  for (size_t i = 0; i < N; ++i) {
+    if (!m.bit[i]) return false;
+  }
+  return true;
+}
+template <typename T, size_t N>
 VecN<T, N> IfThenElse(MaskN<T, N> m, VecN<T, N> yes, VecN<T, N> no) {
   return Lanewise<T, N>([&](size_t i) { return m.bit[i] ? yes.raw[i] : no.raw[i]; });
 }
@@ -180,6 +193,14 @@ VecN<T, N> Sub(VecN<T, N> a, VecN<T, N> b) {
 template <typename T, size_t N>
 VecN<T, N> Mul(VecN<T, N> a, VecN<T, N> b) {
   return Lanewise<T, N>([&](size_t i) { return a.raw[i] * b.raw[i]; });
+}
+template <typename T, size_t N>
+VecN<T, N> Abs(VecN<T, N> a) {
+  return Lanewise<T, N>([&](size_t i) { return std::fabs(a.raw[i]); });
+}
+template <typename T, size_t N>
+VecN<T, N> Neg(VecN<T, N> a) {
+  return Lanewise<T, N>([&](size_t i) { return -a.raw[i]; });
 }
 template <typename T, size_t N>
 VecN<T, N> Div(VecN<T, N> a, VecN<T, N> b) {
@@ -227,6 +248,13 @@ VecN<T, N> SumOfLanes(Simd<T, N> d, VecN<T, N> v) {
 template <typename T, size_t N>
 T GetLane(VecN<T, N> v) {
   return v.raw[0];
+}
+template <typename T, size_t N>
+void LoadInterleaved2(Simd<T, N>, const T* p, VecN<T, N>& a, VecN<T, N>& b) {
+  for (size_t i = 0; i < N; ++i) {
+    a.raw[i] = p[2 * i];
+    b.raw[i] = p[2 * i + 1];
+  }
 }
 template <typename T, size_t N>
 void LoadInterleaved3(Simd<T, N>, const T* p, VecN<T, N>& a, VecN<T, N>& b, VecN<T, N>& c) {
