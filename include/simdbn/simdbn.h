@@ -61,8 +61,11 @@ const char* simdbn_last_error_message(void);
 const char* simdbn_target_name(void);
 
 /* scale = gamma / sqrt(running_var + eps), bias = beta - running_mean * scale, computed in double
- * and rounded once. gamma NULL means 1, beta NULL means 0. running_var must be >= 0 (NaN
- * propagates). scale and bias may alias an input exactly. */
+ * and rounded once to f32: scale is the correctly rounded value unless the exact one lies within
+ * about 2^-51 (relative) of the midpoint between two floats, and bias is within half an ulp plus
+ * about 2^-51 |running_mean * scale| (where the two terms cancel). gamma NULL means 1, beta NULL
+ * means 0. running_var must be >= 0 (NaN propagates). scale and bias may alias an input
+ * exactly. */
 simdbn_status simdbn_fold_inference(int64_t c, const float* gamma, const float* beta,
                                     const float* running_mean, const float* running_var,
                                     float eps, float* scale, float* bias);
