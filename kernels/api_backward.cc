@@ -349,8 +349,9 @@ class Backward {
         }
         continue;
       }
+      const int64_t rows = slice.row_end - slice.row_begin;
       int64_t ch = slice.row_begin % c_;  // of slot s
-      for (int64_t s = 0; s < slice.row_end - slice.row_begin; ++s, ch = ch + 1 == c_ ? 0 : ch + 1) {
+      for (int64_t s = 0; s < rows; ++s, ch = ch + 1 == c_ ? 0 : ch + 1) {
         totals_[ch].dy += in.dy[s];
         totals_[ch].dy_xmean += in.dy_xmean[s];
       }
@@ -360,7 +361,8 @@ class Backward {
   void Differentiate(DxArgs* args, size_t tensors_moved) {
     args->c = c_;
     args->cols = cols_;
-    args->stream = ShouldStream(tensors_moved * r_.shape.bytes, by_pixel_ ? r_.shape.elements : cols_);
+    args->stream =
+        ShouldStream(tensors_moved * r_.shape.bytes, by_pixel_ ? r_.shape.elements : cols_);
     const Partition partition(rows_, cols_);
     // Backwards through each range: after the reductions the end of the tensor is still in the
     // last-level cache, so the first part of this pass reads it from there (dx is elementwise:

@@ -31,8 +31,8 @@ struct ColumnPieces {
 inline ColumnPieces PiecesOf(int64_t cols, int64_t row_blocks, int64_t align) {
   int64_t count = 1;
   if (row_blocks < kMinRowBlocks) {
-    count = std::clamp<int64_t>(cols / kMinPieceWidth, 1,
-                                (kMinRowBlocks + row_blocks - 1) / row_blocks);
+    const int64_t blocks = std::max<int64_t>(row_blocks, 1);
+    count = std::clamp<int64_t>(cols / kMinPieceWidth, 1, (kMinRowBlocks + blocks - 1) / blocks);
   }
   const int64_t width = ((cols + count - 1) / count + align - 1) / align * align;
   return {(cols + width - 1) / width, width};

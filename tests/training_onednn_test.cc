@@ -82,7 +82,8 @@ std::vector<float> MirroredData(const simdbn_tensor_desc& d) {
                                               : o / d.c;
     const double mu = static_cast<double>((ch * 37) % 200 - 100) / 8;
     const int64_t pair = i / 2;
-    const int64_t step = static_cast<int64_t>(SplitMix64(static_cast<uint64_t>(pair * 1000 + ch)) % 65);
+    const uint64_t seed = static_cast<uint64_t>(pair * 1000 + ch);
+    const int64_t step = static_cast<int64_t>(SplitMix64(seed) % 65);
     const double v = static_cast<double>(step - 32) / 8;
     // An odd count leaves one unpaired element: it sits at mu.
     const bool unpaired = per_channel % 2 == 1 && i == per_channel - 1;

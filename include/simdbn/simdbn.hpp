@@ -70,8 +70,9 @@ struct InferenceOptions {
 inline void ForwardInference(const Shape& shape, const float* x, const float* scale,
                              const float* bias, float* y, const InferenceOptions& options = {}) {
   const simdbn_tensor_desc desc = shape.desc();
-  ThrowIfError(simdbn_forward_inference(&desc, x, scale, bias, options.residual, y,
-                                        options.relu ? static_cast<unsigned>(SIMDBN_RELU) : 0u, options.threading));
+  const unsigned flags = options.relu ? static_cast<unsigned>(SIMDBN_RELU) : 0u;
+  ThrowIfError(simdbn_forward_inference(&desc, x, scale, bias, options.residual, y, flags,
+                                        options.threading));
 }
 
 // ---- Training forward ----
