@@ -301,22 +301,22 @@ HWY_INLINE void WithDxConfig(bool stream, bool dy_only, bool prescale, const F& 
 // dx = (dy - dy_mean) * dy_scale + (x - mean) * x_scale, x - mean first times x_prescale under
 // kPrescale (DxConstantsFor). Both differences are formed first: centring x keeps data far from
 // zero from cancelling, and dy - dy_mean is exact where it cancels completely.
+// Loads now and returns the function that computes and stores, as AffineStep (affine-inl.h).
 template <class Cfg, class D, class Mem, class V = hn::Vec<D>>
-HWY_INLINE void DxStep(D d, const Mem& mem, const float* x, const float* dy, float* dx, V mean,
+HWY_INLINE auto DxStep(D d, const Mem& mem, const float* x, const float* dy, float* dx, V mean,
                        V x_prescale, V x_scale, V dy_scale, V dy_mean) {
   const V g = mem.Load(d, dy);
-  (void)x_prescale;  // read under kPrescale only
-  if constexpr (Cfg::kDyOnly) {
-    (void)x;
-    (void)mean;
-    (void)x_scale;
-    (void)dy_mean;
-    mem.Store(hn::Mul(g, dy_scale), d, dx);
-  } else {
-    V xmean = hn::Sub(mem.Load(d, x), mean);
-    if constexpr (Cfg::kPrescale) xmean = hn::Mul(xmean, x_prescale);
-    mem.Store(hn::MulAdd(hn::Sub(g, dy_mean), dy_scale, hn::Mul(xmean, x_scale)), d, dx);
-  }
+  // Frozen statistics (kDyOnly) read dy and dy_scale only; x_prescale only under kPrescale.
+  const V in = Cfg::kDyOnly ? g : mem.Load(d, x);
+  return [=]() {
+    if constexpr (Cfg::kDyOnly) {
+      mem.Store(hn::Mul(g, dy_scale), d, dx);
+    } else {
+      V xmean = hn::Sub(in, mean);
+      if constexpr (Cfg::kPrescale) xmean = hn::Mul(xmean, x_prescale);
+      mem.Store(hn::MulAdd(hn::Sub(g, dy_mean), dy_scale, hn::Mul(xmean, x_scale)), d, dx);
+    }
+  };
 }
 
 struct Constants {
@@ -328,8 +328,9 @@ template <class Cfg>
 HWY_INLINE void DxRun(const float* x, const float* dy, float* dx, size_t count,
                       const Constants& k) {
   RunWalk<Cfg>(dx, count, [&](auto dv, const auto& memory, size_t i) {
-    DxStep<Cfg>(dv, memory, x + i, dy + i, dx + i, hn::Set(dv, k.mean), hn::Set(dv, k.x_prescale),
-                hn::Set(dv, k.x_scale), hn::Set(dv, k.dy_scale), hn::Set(dv, k.dy_mean));
+    return DxStep<Cfg>(dv, memory, x + i, dy + i, dx + i, hn::Set(dv, k.mean),
+                       hn::Set(dv, k.x_prescale), hn::Set(dv, k.x_scale), hn::Set(dv, k.dy_scale),
+                       hn::Set(dv, k.dy_mean));
   });
 }
 
@@ -359,9 +360,9 @@ HWY_INLINE void DxPeriodicRun(const DxArgs& a, size_t offset, size_t count, size
       }
     };
     using Sums = std::bool_constant<!Cfg::kDyOnly>;
-    DxStep<Cfg>(dv, memory, x + i, dy + i, dx + i, load(mean, Sums{}),
-                load(x_prescale, std::bool_constant<Cfg::kPrescale>{}), load(x_scale, Sums{}),
-                hn::LoadU(dv, dy_scale + ch), load(dy_mean, Sums{}));
+    return DxStep<Cfg>(dv, memory, x + i, dy + i, dx + i, load(mean, Sums{}),
+                       load(x_prescale, std::bool_constant<Cfg::kPrescale>{}),
+                       load(x_scale, Sums{}), hn::LoadU(dv, dy_scale + ch), load(dy_mean, Sums{}));
   };
 
   PeriodicWalk<Cfg>(dx, count, period, c0, step);
