@@ -3,6 +3,11 @@
 //
 // Own flags (everything else goes to Google Benchmark):
 //   --simdbn_shapes=full|quick   the real-network shape list, or a handful for a smoke test
+//   --simdbn_shapes=N8_C300_S17x17,N64_C1000_S1,...
+//                                these shapes instead, named as cases name them (N, C, then the
+//                                1 to 3 spatial dims joined by x; S1 is an (N, C) tensor), so a
+//                                shape outside the list can be measured without a rebuild; the
+//                                report labels them "custom". A malformed name exits with 2.
 //   --simdbn_threads=1,2         thread counts (default: 1 and all cores)
 #include <omp.h>
 
@@ -23,7 +28,8 @@ namespace simdbn_bench {
 namespace {
 
 struct Options {
-  bool quick = false;
+  std::string shape_set = "full";  // "full", "quick" or "custom", for the report's context
+  std::vector<Shape> shapes = FullShapes();
   std::vector<int> threads;
 };
 
@@ -32,8 +38,14 @@ bool ParseOptions(int* argc, char** argv, Options* options) {
   int kept = 1;
   for (int i = 1; i < *argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--simdbn_shapes=quick" || arg == "--simdbn_shapes=full") {
-      options->quick = arg == "--simdbn_shapes=quick";
+    if (arg.rfind("--simdbn_shapes=", 0) == 0) {
+      const std::string list = arg.substr(std::strlen("--simdbn_shapes="));
+      std::string error;
+      if (!ParseShapes(list, &options->shapes, &error)) {
+        std::fprintf(stderr, "simdbn_bench: %s\n", error.c_str());
+        return false;
+      }
+      options->shape_set = list == "full" || list == "quick" ? list : "custom";
     } else if (arg.rfind("--simdbn_threads=", 0) == 0) {
       options->threads.clear();
       const char* p = arg.c_str() + std::strlen("--simdbn_threads=");
@@ -77,8 +89,7 @@ int main(int argc, char** argv) {
   using namespace simdbn_bench;
   Options options;
   if (!ParseOptions(&argc, argv, &options)) return 2;
-  const std::vector<Shape> shapes = options.quick ? QuickShapes() : FullShapes();
-  for (const Shape& shape : shapes) {
+  for (const Shape& shape : options.shapes) {
     for (int threads : options.threads) {
       for (const Op& op : Ops()) op.registrar(shape, threads);
     }
@@ -87,7 +98,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("simdbn_target", simdbn_target_name());
   benchmark::AddCustomContext("onednn_version", OneDnnVersion());
   benchmark::AddCustomContext("blocked_layout", LayoutName(Layout::kBlocked));
-  benchmark::AddCustomContext("shape_set", options.quick ? "quick" : "full");
+  benchmark::AddCustomContext("shape_set", options.shape_set);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   benchmark::RunSpecifiedBenchmarks();

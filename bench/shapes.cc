@@ -1,5 +1,6 @@
 #include "bench/shapes.h"
 
+#include <algorithm>
 #include <iterator>
 #include <map>
 #include <tuple>
@@ -61,6 +62,68 @@ std::vector<Shape> Deduplicate(const std::vector<Shape>& shapes) {
   return unique;
 }
 
+// The benchmark holds up to six tensors of a shape at once (x, dy, y and oneDNN's blocked
+// copies); 1 GiB of f32 each keeps a mistyped name from exhausting the machine.
+constexpr int64_t kMaxCustomElements = int64_t{1} << 28;
+
+// Advances *p past `expected` if it is there.
+bool Consume(const char** p, char expected) {
+  if (**p != expected) return false;
+  ++*p;
+  return true;
+}
+
+// Reads a positive decimal number without sign or leading zero (Name() prints neither).
+bool ConsumePositive(const char** p, int64_t* value) {
+  const char* s = *p;
+  if (*s < '1' || *s > '9') return false;
+  int64_t v = 0;
+  for (; *s >= '0' && *s <= '9'; ++s) {
+    if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *s - '0', &v)) {
+      return false;
+    }
+  }
+  *p = s;
+  *value = v;
+  return true;
+}
+
+// Parses one name as Name() prints it; returns "" or why it is not one.
+std::string ParseShape(const std::string& name, Shape* shape) {
+  Shape s;
+  s.net = "custom";
+  const char* p = name.c_str();
+  bool ok = Consume(&p, 'N') && ConsumePositive(&p, &s.n) && Consume(&p, '_') &&
+            Consume(&p, 'C') && ConsumePositive(&p, &s.c) && Consume(&p, '_') && Consume(&p, 'S');
+  if (ok) {
+    do {
+      int64_t d = 0;
+      ok = ConsumePositive(&p, &d);
+      s.dims.push_back(d);
+    } while (ok && Consume(&p, 'x'));
+  }
+  if (!ok || *p != '\0') {
+    return "bad shape name \"" + name +
+           "\" (expected N<n>_C<c>_S<d>[x<d>...], e.g. N32_C256_S56x56, or N32_C1000_S1 for an "
+           "(N, C) tensor)";
+  }
+  // Name() prints an (N, C) tensor as S1: read S1 back as one.
+  if (s.dims == std::vector<int64_t>{1}) s.dims.clear();
+  if (s.dims.size() > 3) {
+    return "shape \"" + name + "\" has " + std::to_string(s.dims.size()) +
+           " spatial dimensions; oneDNN's plain formats stop at 3 (ncdhw)";
+  }
+  int64_t elements = s.n;
+  bool overflow = __builtin_mul_overflow(elements, s.c, &elements);
+  for (int64_t d : s.dims) overflow = overflow || __builtin_mul_overflow(elements, d, &elements);
+  if (overflow || elements > kMaxCustomElements) {
+    return "shape \"" + name + "\" is larger than the benchmark's limit of " +
+           std::to_string(kMaxCustomElements) + " elements (1 GiB of f32)";
+  }
+  *shape = s;
+  return "";
+}
+
 }  // namespace
 
 int64_t Shape::Spatial() const {
@@ -96,6 +159,26 @@ std::vector<Shape> QuickShapes() {
       {"odd", 32, 1000, {}},
       {"odd", 4, 64, {8, 56, 56}},
   };
+}
+
+bool ParseShapes(const std::string& list, std::vector<Shape>* shapes, std::string* error) {
+  if (list == "full" || list == "quick") {
+    *shapes = list == "full" ? FullShapes() : QuickShapes();
+    return true;
+  }
+  std::vector<Shape> parsed;
+  for (size_t begin = 0; begin <= list.size();) {
+    const size_t end = std::min(list.find(',', begin), list.size());
+    const std::string name = list.substr(begin, end - begin);
+    Shape shape;
+    *error = name.empty() ? "empty shape name in \"" + list + "\"" : ParseShape(name, &shape);
+    if (!error->empty()) return false;
+    parsed.push_back(shape);
+    begin = end + 1;
+  }
+  // A shape named twice would register the same case names twice.
+  *shapes = Deduplicate(parsed);
+  return true;
 }
 
 }  // namespace simdbn_bench

@@ -29,6 +29,12 @@ std::vector<Shape> FullShapes();
 // for a smoke test.
 std::vector<Shape> QuickShapes();
 
+// The shapes of --simdbn_shapes: "full", "quick", or a comma-separated list of names as Name()
+// prints them ("N8_C300_S17x17,N64_C1000_S1"), labelled "custom", so that a shape outside the
+// fixed list can be measured without a rebuild. Returns false with *error saying which name is
+// wrong and why.
+bool ParseShapes(const std::string& list, std::vector<Shape>* shapes, std::string* error);
+
 }  // namespace simdbn_bench
 
 #endif  // SIMDBN_BENCH_SHAPES_H_

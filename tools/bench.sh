@@ -10,6 +10,8 @@
 # configure arguments); for the full run BENCH_BUDGET (seconds of benchmarking to aim for,
 # default 660), BENCH_ROUNDS (default 5, down to 3 when round 1 shows the budget cannot hold 5)
 # and BENCH_MIN_TIME (seconds per case, default: from the budget). Fewer cases: tools/bench.sh -- --benchmark_filter='^(Copy|Inference)/'.
+# Other shapes than the fixed list, named as the cases name them (the report labels them "custom"):
+#   tools/bench.sh -- --simdbn_shapes=N8_C300_S17x17,N64_C1000_S1,N2_C64_S8x28x28
 #
 # Noise control: the binary runs once per round, each round in a freshly shuffled case order
 # (--benchmark_enable_random_interleaving), so simdbn, oneDNN and the copy of one shape see the
@@ -28,7 +30,7 @@ while (($#)); do
     --build-dir) build_dir="$2"; shift ;;
     --out) out_dir="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;  # the header comment, whole
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
