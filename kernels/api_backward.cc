@@ -419,6 +419,7 @@ simdbn_status BackwardEntry(const char* fn, bool frozen, const simdbn_tensor_des
   r.dbeta = dbeta;
   r.threading = threading;
   SIMDBN_RETURN_IF_ERROR(Validate(desc, &r));
+  r.shape = OneChannelAsOneRun(r.shape);
   return Backward(r).Run();
 }
 

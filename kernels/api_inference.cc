@@ -102,6 +102,7 @@ extern "C" simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc
   SIMDBN_RETURN_IF_ERROR(
       simdbn::ValidateForward(desc, x, scale, bias, residual, y, flags, threading, &shape));
   if (shape.elements == 0) return SIMDBN_SUCCESS;
+  shape = simdbn::OneChannelAsOneRun(shape);
 
   // With spatial == 1 both layouts are the same (n, c) matrix, best walked a row at a time.
   const bool by_pixel = shape.layout == SIMDBN_NHWC || shape.spatial == 1;

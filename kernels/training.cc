@@ -229,22 +229,23 @@ AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelCon
 
 TrainingPlan PlanTraining(const TensorShape& shape) {
   TrainingPlan p;
-  p.shape = shape;
+  p.shape = OneChannelAsOneRun(shape);
   // With spatial == 1 both layouts are the same (n, c) matrix, best walked a pixel at a time.
-  p.by_pixel = shape.layout == SIMDBN_NHWC || shape.spatial == 1;
+  p.by_pixel = p.shape.layout == SIMDBN_NHWC || p.shape.spatial == 1;
   p.constant_floats = static_cast<size_t>(3 * ConstantStride(p));
-  if (Pixels(shape) == 0) return p;
+  if (Pixels(p.shape) == 0) return p;
   if (p.by_pixel) {
     PlanNhwcItems(&p);
   } else {
     PlanNchwBlocks(&p);
-    const int64_t channel_bytes = Pixels(shape) * static_cast<int64_t>(sizeof(float));
+    const TensorShape& s = p.shape;
+    const int64_t channel_bytes = Pixels(s) * static_cast<int64_t>(sizeof(float));
     p.group_size = std::clamp<int64_t>(kFusedGroupBytes / channel_bytes, 1, kMaxGroup);
     // The affine map is called per image and group: group_size consecutive rows.
-    const bool cached = !ShouldStream(2 * shape.bytes, shape.elements);
+    const bool cached = !ShouldStream(2 * s.bytes, s.elements);
     p.fused = static_cast<size_t>(channel_bytes) <= kFusedChannelBytes &&
-              shape.n <= kMaxFusedImages &&
-              (cached || ShouldStream(2 * shape.bytes, p.group_size * shape.spatial));
+              s.n <= kMaxFusedImages &&
+              (cached || ShouldStream(2 * s.bytes, p.group_size * s.spatial));
   }
   return p;
 }

@@ -20,6 +20,17 @@ struct TensorShape {
 };
 
 simdbn_status CheckDesc(const char* fn, const simdbn_tensor_desc* desc, TensorShape* shape);
+
+// A single channel is one contiguous run of n * spatial values in either layout: the plans see
+// it as one image of one row rather than n short rows (NCHW) or n * spatial one-value pixels.
+inline TensorShape OneChannelAsOneRun(TensorShape shape) {
+  if (shape.c == 1) {
+    shape.spatial *= shape.n;
+    shape.n = 1;
+    shape.layout = SIMDBN_NCHW;
+  }
+  return shape;
+}
 // Called last, so that an invalid request is reported as invalid before it is unsupported.
 simdbn_status CheckSupported(const char* fn, const TensorShape& shape);
 simdbn_status CheckNotNull(const char* fn, const char* name, const void* p);
