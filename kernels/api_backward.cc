@@ -142,10 +142,9 @@ class Backward {
 
   simdbn_status Run() {
     if (m_ == 0) return WriteChannelOutputs();  // empty sums: dgamma = dbeta = 0
-    if (r_.frozen) {
-      if (r_.dgamma == nullptr && r_.dbeta == nullptr) return DyOnly();
-      return FusedSums();
-    }
+    const bool sums = !r_.frozen || r_.dgamma != nullptr || r_.dbeta != nullptr;
+    if (by_pixel_ && m_ <= kMaxFewPixels && sums) return FewPixels();
+    if (r_.frozen) return sums ? FusedSums() : DyOnly();
     const size_t channel_bytes = static_cast<size_t>(m_) * 2 * sizeof(float);
     if (!by_pixel_ && channel_bytes <= kChannelInCacheBytes) return Channels();
     return TwoPasses();
@@ -189,6 +188,19 @@ class Backward {
     args.dy_scale = k;
     args.dy_only = true;
     Differentiate(&args, /*tensors_moved=*/2);
+    return SIMDBN_SUCCESS;
+  }
+
+  // Few pixels: items of channels, each reduced and differentiated in one go.
+  simdbn_status FewPixels() {
+    const FewPixelsArgs args{r_.x,      r_.dy,     r_.dx, r_.gamma, r_.mean, r_.invstd,
+                             r_.dgamma, r_.dbeta,  m_,    c_,       r_.frozen};
+    // Items of about kItemElements values, a whole number of 16 channels.
+    const int64_t width = (std::max<int64_t>(kItemElements / m_, kMinPieceWidth) + 15) / 16 * 16;
+    ParallelFor(r_.threading, (c_ + width - 1) / width, 3 * r_.shape.bytes,
+                [&](int64_t begin, int64_t end) {
+                  BackwardFewPixels(args, begin * width, std::min(c_, end * width));
+                });
     return SIMDBN_SUCCESS;
   }
 

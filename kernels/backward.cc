@@ -5,6 +5,7 @@
 #include "hwy/highway.h"
 #include "kernels/backward-inl.h"
 #include "kernels/dx_constants-inl.h"
+#include "kernels/few_pixels-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace simdbn {
@@ -25,6 +26,9 @@ void BackwardChannelF32(const ChannelArgs& args, int64_t channel, ChannelSums* s
   BackwardChannelImpl(args, channel, sums);
 }
 bool DxConstantsF32(const DxConstantsArgs& args) { return DxConstantsRange(args); }
+void FewPixelsF32(const FewPixelsArgs& args, int64_t begin, int64_t end) {
+  FewPixelsRange(args, static_cast<size_t>(begin), static_cast<size_t>(end));
+}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace simdbn
@@ -39,6 +43,7 @@ HWY_EXPORT(DxRowsF32);
 HWY_EXPORT(DxPixelsF32);
 HWY_EXPORT(BackwardChannelF32);
 HWY_EXPORT(DxConstantsF32);
+HWY_EXPORT(FewPixelsF32);
 
 void ReduceRows(const ReduceArgs& args, const Slice& slice, int64_t num_slots, const Slots& slots) {
   HWY_DYNAMIC_DISPATCH(ReduceRowsF32)(args, slice, num_slots, slots);
@@ -57,6 +62,9 @@ void BackwardChannel(const ChannelArgs& args, int64_t channel, ChannelSums* sums
 }
 bool ComputeDxConstants(const DxConstantsArgs& args) {
   return HWY_DYNAMIC_DISPATCH(DxConstantsF32)(args);
+}
+void BackwardFewPixels(const FewPixelsArgs& args, int64_t begin, int64_t end) {
+  HWY_DYNAMIC_DISPATCH(FewPixelsF32)(args, begin, end);
 }
 
 }  // namespace simdbn

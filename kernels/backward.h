@@ -143,6 +143,27 @@ struct DxConstantsArgs {
 };
 bool ComputeDxConstants(const DxConstantsArgs& args);
 
+// By-pixel tensors of at most kMaxFewPixels pixels (an (N, C) input with a small batch): per
+// block of channels, the sums over the pixels in double, dx's constants (DxConstantsFor's
+// operations), dx, then dgamma and dbeta, while the block's values are in L1. The general
+// plan moves per-channel partial sums, totals and periodic constant arrays through memory,
+// which at N = 1 and C = 4096 cost four times oneDNN's whole call.
+inline constexpr int64_t kMaxFewPixels = 16;
+struct FewPixelsArgs {
+  const float* x;
+  const float* dy;
+  float* dx;
+  const float* gamma;  // nullable: 1
+  const float* mean;
+  const float* invstd;
+  float* dgamma;  // nullable
+  float* dbeta;   // nullable
+  int64_t pixels, c;
+  bool frozen;  // dx = dy * gamma * invstd
+};
+// Channels [begin, end).
+void BackwardFewPixels(const FewPixelsArgs& args, int64_t begin, int64_t end);
+
 }  // namespace simdbn
 
 #endif  // SIMDBN_KERNELS_BACKWARD_H_

@@ -22,9 +22,35 @@ namespace simdbn {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Lanes(dd) channels from ch. The IEEE operations of DxConstantsFor in its order, each rounding
-// once (no fused multiply-add), so the bits are the scalar formula's on every target. Returns
-// whether every x_scale is a normal f32 (then no channel needs an x_prescale).
+// The f32 constants of Lanes(dd) channels (DxConstants without x_prescale).
+template <class DD>
+struct DxConstantVectors {
+  hn::Vec<hn::Rebind<float, DD>> x_scale, dy_scale, dy_mean;
+  bool all_normal;  // no channel needs an x_prescale (every x_scale 0 or a normal f32)
+};
+
+// The IEEE operations of DxConstantsFor in its order, each rounding once (no fused
+// multiply-add), so the bits are the scalar formula's on every target.
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE DxConstantVectors<DD> DxConstantsOf(DD dd, V dy, V dy_xmean, V gamma, V invstd,
+                                               double m) {
+  const hn::Rebind<float, DD> df;
+  const V count = hn::Set(dd, m);
+  const V k = hn::Mul(gamma, invstd);
+  const V x_scale = hn::Div(hn::Mul(hn::Mul(hn::Mul(hn::Neg(k), invstd), invstd), dy_xmean), count);
+  DxConstantVectors<DD> out{ToF32(df, x_scale), ToF32(df, k), ToF32(df, hn::Div(dy, count)), true};
+  // No x_prescale where x_scale is exactly 0 (x == mean or dy == 0: M = 1, say) or strictly
+  // between the f32 limits, so that its rounding is a normal f32 (NaN is neither). The limits
+  // themselves are left to DxConstantsFor.
+  using limits = std::numeric_limits<float>;
+  const V magnitude = hn::Abs(x_scale);
+  const auto in_range = hn::And(hn::Lt(hn::Set(dd, double{limits::min()}), magnitude),
+                                hn::Lt(magnitude, hn::Set(dd, double{limits::max()})));
+  out.all_normal = hn::AllTrue(dd, hn::Or(in_range, hn::Eq(magnitude, hn::Zero(dd))));
+  return out;
+}
+
+// Lanes(dd) channels from ch; returns DxConstantVectors' all_normal.
 template <class DD>
 HWY_INLINE bool DxConstantsStep(DD dd, size_t ch, const DxConstantsArgs& a) {
   const hn::Rebind<float, DD> df;
@@ -34,20 +60,11 @@ HWY_INLINE bool DxConstantsStep(DD dd, size_t ch, const DxConstantsArgs& a) {
   const V invstd = hn::PromoteTo(dd, hn::LoadU(df, a.invstd + ch));
   const V gamma = a.gamma != nullptr ? hn::PromoteTo(dd, hn::LoadU(df, a.gamma + ch))
                                      : hn::Set(dd, 1.0);
-  const V m = hn::Set(dd, a.m);
-  const V k = hn::Mul(gamma, invstd);
-  const V x_scale = hn::Div(hn::Mul(hn::Mul(hn::Mul(hn::Neg(k), invstd), invstd), dy_xmean), m);
-  const auto x_scale_f = ToF32(df, x_scale);
-  hn::StoreU(x_scale_f, df, a.x_scale + ch);
-  hn::StoreU(ToF32(df, k), df, a.dy_scale + ch);
-  hn::StoreU(ToF32(df, hn::Div(dy, m)), df, a.dy_mean + ch);
-  // Normal: above the largest subnormal and below infinity (NaN is neither).
-  using limits = std::numeric_limits<float>;
-  constexpr float kLargestSubnormal = limits::min() - limits::denorm_min();
-  const auto magnitude = hn::Abs(x_scale_f);
-  const auto normal = hn::And(hn::Lt(hn::Set(df, kLargestSubnormal), magnitude),
-                              hn::Lt(magnitude, hn::Set(df, limits::infinity())));
-  return hn::AllTrue(df, normal);
+  const DxConstantVectors<DD> k = DxConstantsOf(dd, dy, dy_xmean, gamma, invstd, a.m);
+  hn::StoreU(k.x_scale, df, a.x_scale + ch);
+  hn::StoreU(k.dy_scale, df, a.dy_scale + ch);
+  hn::StoreU(k.dy_mean, df, a.dy_mean + ch);
+  return k.all_normal;
 }
 
 HWY_INLINE bool DxConstantsRange(const DxConstantsArgs& a) {

@@ -200,10 +200,11 @@ TEST_P(BackwardErrors, ExactAliasesOfChannelInputsAreAllowed) {
 
 #if !defined(__SANITIZE_ADDRESS__)  // ASan aborts on impossible allocations instead of failing
 TEST_P(BackwardErrors, ScratchThatCannotBeAllocated) {
-  // 2^58 channels of one value each: a valid request whose per-channel scratch needs 2^60 bytes
-  // or more. Tensors that large cannot exist, so the pointers are addresses far enough apart
-  // for the overlap checks, never dereferenced: the allocation fails before any access.
-  simdbn_tensor_desc d{1, int64_t{1} << 58, 1, SIMDBN_NHWC, SIMDBN_F32};
+  // 32 pixels of 2^53 channels (more pixels than the few-pixel plan takes, which needs no
+  // scratch): a valid request whose per-channel scratch needs 2^56 bytes or more. Tensors that
+  // large cannot exist, so the pointers are addresses far enough apart for the overlap checks,
+  // never dereferenced: the allocation fails before any access.
+  simdbn_tensor_desc d{32, int64_t{1} << 53, 1, SIMDBN_NHWC, SIMDBN_F32};
   const auto at = [](uint64_t address) { return reinterpret_cast<float*>(address); };
   float* tensor = at(uint64_t{1} << 61);
   const Args a{&d,     tensor,  tensor,  nullptr, at(0x1000), at(uint64_t{1} << 62),

@@ -26,8 +26,10 @@ inline std::vector<simdbn_tensor_desc> PlanShapes() {
       {40, 2049, 10, SIMDBN_NHWC, SIMDBN_F32},  // pixels, blocks of channels
       {300, 2500, 1, SIMDBN_NCHW, SIMDBN_F32},  // spatial == 1: pixels, blocks; 3 row
                                                 // blocks, so 2 pieces of channels
-      {1, 20000, 2, SIMDBN_NHWC, SIMDBN_F32},   // pixels split into pieces for dx, 4 pieces
+      {1, 20000, 2, SIMDBN_NHWC, SIMDBN_F32},   // few pixels: channels in one pass
+      {20, 20000, 1, SIMDBN_NHWC, SIMDBN_F32},  // pixels split into pieces for dx, 4 pieces
                                                 // of channels for the reduction
+      {5, 9, 3, SIMDBN_NHWC, SIMDBN_F32},       // few pixels, c not a multiple of lanes
       {1, 2048, 49, SIMDBN_NHWC, SIMDBN_F32},   // flat period c, one row block: 4 pieces
       {1, 1000, 49, SIMDBN_NHWC, SIMDBN_F32},   // flat period 2c, one row block: 3 pieces
   };

@@ -157,6 +157,18 @@ MaskN<T, N> Lt(VecN<T, N> a, VecN<T, N> b) {
   return m;
 }
 template <typename T, size_t N>
+MaskN<T, N> Eq(VecN<T, N> a, VecN<T, N> b) {
+  MaskN<T, N> m;
+  for (size_t i = 0; i < N; ++i) m.bit[i] = a.raw[i] == b.raw[i];
+  return m;
+}
+template <typename T, size_t N>
+MaskN<T, N> Or(MaskN<T, N> a, MaskN<T, N> b) {
+  MaskN<T, N> m;
+  for (size_t i = 0; i < N; ++i) m.bit[i] = a.bit[i] || b.bit[i];
+  return m;
+}
+template <typename T, size_t N>
 MaskN<T, N> And(MaskN<T, N> a, MaskN<T, N> b) {
   MaskN<T, N> m;
   for (size_t i = 0; i < N; ++i) m.bit[i] = a.bit[i] && b.bit[i];

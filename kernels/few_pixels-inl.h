@@ -1,0 +1,175 @@
+// Per-target backward pass of by-pixel tensors with few pixels (see FewPixelsArgs in
+// backward.h): a vector of channels at a time, its sums over the pixels in registers, dx's
+// constants, dx and then dgamma and dbeta, while the channels' values are in L1.
+
+// Per-target include guard, as Highway's own -inl.h headers do.
+#if defined(SIMDBN_KERNELS_FEW_PIXELS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef SIMDBN_KERNELS_FEW_PIXELS_INL_H_
+#undef SIMDBN_KERNELS_FEW_PIXELS_INL_H_
+#else
+#define SIMDBN_KERNELS_FEW_PIXELS_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstddef>
+
+#include "hwy/highway.h"
+#include "kernels/backward.h"
+#include "kernels/dx_constants-inl.h"
+#include "kernels/to_f32-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace simdbn {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// x_prescale and the constants of the lanes whose x_scale is not a normal f32, from
+// DxConstantsFor lane by lane (data at extreme scales only).
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE void RescaleLanes(DD dd, V dy, V dy_xmean, V gamma, V invstd, double m,
+                             DxConstantVectors<DD>* k, hn::Vec<hn::Rebind<float, DD>>* prescale) {
+  const hn::Rebind<float, DD> df;
+  constexpr size_t kMax = hn::MaxLanes(dd);
+  HWY_ALIGN double sums_dy[kMax], sums_dy_xmean[kMax], g[kMax], s[kMax];
+  HWY_ALIGN float x_scale[kMax], x_prescale[kMax];
+  hn::Store(dy, dd, sums_dy);
+  hn::Store(dy_xmean, dd, sums_dy_xmean);
+  hn::Store(gamma, dd, g);
+  hn::Store(invstd, dd, s);
+  hn::Store(k->x_scale, df, x_scale);
+  for (size_t i = 0; i < hn::Lanes(dd); ++i) {
+    const DxConstants lane =
+        DxConstantsFor({sums_dy[i], sums_dy_xmean[i]}, g[i], s[i], m, /*frozen=*/false);
+    x_scale[i] = lane.x_scale;
+    x_prescale[i] = lane.x_prescale;
+  }
+  k->x_scale = hn::Load(df, x_scale);
+  *prescale = hn::Load(df, x_prescale);
+}
+
+// Channels are taken kFewPixelsBlock at a time, row by row within the block: rows are often a
+// multiple of 4 KiB apart (c = 1024-4096), so walking a few channels down the rows would put
+// every row in the same L1 set (3x slower at N = 16, C = 2048).
+inline constexpr size_t kFewPixelsBlock = 256;
+
+// Adds pixel row `row` of channels [ch, ch + Lanes(dd)) to the sums at j (zero before row 0).
+// In double: exact products, and one rounding per term, over at most kMaxFewPixels terms.
+template <class DD>
+HWY_INLINE void FewPixelsSums(DD dd, const FewPixelsArgs& a, size_t at, size_t ch, size_t j,
+                              double* HWY_RESTRICT sum_dy, double* HWY_RESTRICT sum_dy_xmean) {
+  const hn::Rebind<float, DD> df;
+  const auto mean = hn::PromoteTo(dd, hn::LoadU(df, a.mean + ch));
+  const auto g = hn::PromoteTo(dd, hn::LoadU(df, a.dy + at));
+  const auto xmean = hn::Sub(hn::PromoteTo(dd, hn::LoadU(df, a.x + at)), mean);
+  hn::Store(hn::Add(hn::Load(dd, sum_dy + j), g), dd, sum_dy + j);
+  hn::Store(hn::MulAdd(g, xmean, hn::Load(dd, sum_dy_xmean + j)), dd, sum_dy_xmean + j);
+}
+
+// Per-channel values of one block, at index j for channel ch + j.
+struct FewPixelsBlock {
+  HWY_ALIGN double sum_dy[kFewPixelsBlock];
+  HWY_ALIGN double sum_dy_xmean[kFewPixelsBlock];
+  HWY_ALIGN float mean[kFewPixelsBlock];
+  HWY_ALIGN float prescale[kFewPixelsBlock];
+  HWY_ALIGN float x_scale[kFewPixelsBlock];
+  HWY_ALIGN float dy_scale[kFewPixelsBlock];
+  HWY_ALIGN float dy_mean[kFewPixelsBlock];
+};
+
+// dx's constants (or k = gamma * invstd when frozen) of channels [ch, ch + Lanes(dd)).
+template <class DD>
+HWY_INLINE void FewPixelsConstants(DD dd, const FewPixelsArgs& a, size_t ch, size_t j,
+                                   FewPixelsBlock& b) {
+  const hn::Rebind<float, DD> df;
+  const auto invstd = hn::PromoteTo(dd, hn::LoadU(df, a.invstd + ch));
+  const auto gamma =
+      a.gamma != nullptr ? hn::PromoteTo(dd, hn::LoadU(df, a.gamma + ch)) : hn::Set(dd, 1.0);
+  hn::Store(hn::LoadU(df, a.mean + ch), df, b.mean + j);
+  if (a.frozen) {
+    hn::Store(ToF32(df, hn::Mul(gamma, invstd)), df, b.dy_scale + j);
+    return;
+  }
+  const double m = static_cast<double>(a.pixels);
+  const auto dy = hn::Load(dd, b.sum_dy + j), dy_xmean = hn::Load(dd, b.sum_dy_xmean + j);
+  DxConstantVectors<DD> k = DxConstantsOf(dd, dy, dy_xmean, gamma, invstd, m);
+  auto prescale = hn::Set(df, 1.0f);
+  if (!k.all_normal) RescaleLanes(dd, dy, dy_xmean, gamma, invstd, m, &k, &prescale);
+  hn::Store(prescale, df, b.prescale + j);
+  hn::Store(k.x_scale, df, b.x_scale + j);
+  hn::Store(k.dy_scale, df, b.dy_scale + j);
+  hn::Store(k.dy_mean, df, b.dy_mean + j);
+}
+
+// dx of channels [ch, ch + Lanes(d)) of pixel row `row`: as DxStep (backward-inl.h), with the
+// x_prescale always applied (1 almost always: exact).
+template <class D>
+HWY_INLINE void FewPixelsDx(D d, const FewPixelsArgs& a, size_t at, size_t j,
+                            const FewPixelsBlock& b) {
+  const auto g = hn::LoadU(d, a.dy + at);
+  if (a.frozen) {
+    hn::StoreU(hn::Mul(g, hn::Load(d, b.dy_scale + j)), d, a.dx + at);
+    return;
+  }
+  const auto xmean =
+      hn::Mul(hn::Sub(hn::LoadU(d, a.x + at), hn::Load(d, b.mean + j)), hn::Load(d, b.prescale + j));
+  hn::StoreU(hn::MulAdd(hn::Sub(g, hn::Load(d, b.dy_mean + j)), hn::Load(d, b.dy_scale + j),
+                        hn::Mul(xmean, hn::Load(d, b.x_scale + j))),
+             d, a.dx + at);
+}
+
+// dgamma = sum(dy * (x - mean)) * invstd and dbeta = sum(dy) of channels [ch, ch + Lanes(dd)).
+template <class DD>
+HWY_INLINE void FewPixelsChannelOutputs(DD dd, const FewPixelsArgs& a, size_t ch, size_t j,
+                                        const FewPixelsBlock& b) {
+  const hn::Rebind<float, DD> df;
+  if (a.dgamma != nullptr) {
+    const auto invstd = hn::PromoteTo(dd, hn::LoadU(df, a.invstd + ch));
+    hn::StoreU(ToF32(df, hn::Mul(hn::Load(dd, b.sum_dy_xmean + j), invstd)), df, a.dgamma + ch);
+  }
+  if (a.dbeta != nullptr) hn::StoreU(ToF32(df, hn::Load(dd, b.sum_dy + j)), df, a.dbeta + ch);
+}
+
+// Channels [begin, begin + width), width <= kFewPixelsBlock.
+HWY_INLINE void FewPixelsBlockRun(const FewPixelsArgs& a, size_t begin, size_t width) {
+  const hn::ScalableTag<double> dd;
+  const hn::CappedTag<double, 1> dd1;
+  const hn::ScalableTag<float> df;
+  const hn::CappedTag<float, 1> df1;
+  const size_t Nd = hn::Lanes(dd), Nf = hn::Lanes(df);
+  const size_t c = static_cast<size_t>(a.c);
+  FewPixelsBlock b;
+  std::fill(b.sum_dy, b.sum_dy + width, 0.0);
+  std::fill(b.sum_dy_xmean, b.sum_dy_xmean + width, 0.0);
+  size_t j = 0;
+  for (size_t row = 0; row < static_cast<size_t>(a.pixels); ++row) {
+    const size_t at = row * c + begin;
+    for (j = 0; j + Nd <= width; j += Nd) {
+      FewPixelsSums(dd, a, at + j, begin + j, j, b.sum_dy, b.sum_dy_xmean);
+    }
+    for (; j < width; ++j) FewPixelsSums(dd1, a, at + j, begin + j, j, b.sum_dy, b.sum_dy_xmean);
+  }
+  for (j = 0; j + Nd <= width; j += Nd) FewPixelsConstants(dd, a, begin + j, j, b);
+  for (; j < width; ++j) FewPixelsConstants(dd1, a, begin + j, j, b);
+  // dx row by row. x and dy of every channel of the block were read above, and each element is
+  // read before dx (which may be x or dy) is written.
+  for (size_t row = 0; row < static_cast<size_t>(a.pixels); ++row) {
+    const size_t at = row * c + begin;
+    for (j = 0; j + Nf <= width; j += Nf) FewPixelsDx(df, a, at + j, j, b);
+    for (; j < width; ++j) FewPixelsDx(df1, a, at + j, j, b);
+  }
+  // Last: dgamma and dbeta may alias an input of these channels (even x or dy, with one pixel).
+  for (j = 0; j + Nd <= width; j += Nd) FewPixelsChannelOutputs(dd, a, begin + j, j, b);
+  for (; j < width; ++j) FewPixelsChannelOutputs(dd1, a, begin + j, j, b);
+}
+
+HWY_INLINE void FewPixelsRange(const FewPixelsArgs& a, size_t begin, size_t end) {
+  for (size_t ch = begin; ch < end; ch += kFewPixelsBlock) {
+    FewPixelsBlockRun(a, ch, std::min(kFewPixelsBlock, end - ch));
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace simdbn
+HWY_AFTER_NAMESPACE();
+
+#endif  // SIMDBN_KERNELS_FEW_PIXELS_INL_H_
