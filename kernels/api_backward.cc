@@ -3,6 +3,8 @@
 // Plans, cheapest first (each depends only on the shape and the arguments given, never on the
 // threads, so every plan is reproducible bit for bit):
 //   dy only    frozen statistics without dgamma/dbeta: dx = dy * k, one read of dy.
+//   few pixels by pixel with at most kMaxFewPixels pixels: blocks of channels, each reduced
+//              and differentiated while in L1, no per-channel arrays in memory.
 //   fused sums frozen statistics with dgamma/dbeta: the sums and dx = dy * k in one pass.
 //   channels   NCHW whose channel fits in cache: per channel, sums then dx while still cached.
 //   two passes everything else: the sums over x and dy, then dx from x and dy again (oneDNN
