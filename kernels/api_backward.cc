@@ -135,9 +135,9 @@ class Backward {
       : r_(r),
         c_(r.shape.c),
         m_(r.shape.n * r.shape.spatial),
-        // With spatial == 1 both layouts are the same (n, c) matrix, best walked by pixel; with
-        // c == 1 both are one run per image, best walked by row.
-        by_pixel_(r.shape.spatial == 1 || (r.shape.layout == SIMDBN_NHWC && r.shape.c != 1)),
+        // With spatial == 1 both layouts are the same (n, c) matrix, best walked by pixel
+        // (c == 1 arrives as one NCHW row: OneChannelAsOneRun).
+        by_pixel_(r.shape.spatial == 1 || r.shape.layout == SIMDBN_NHWC),
         rows_(by_pixel_ ? m_ : r.shape.n * c_),
         cols_(by_pixel_ ? c_ : r.shape.spatial),
         scratch_(r.fn) {}

@@ -14,6 +14,7 @@
 #include <cstddef>
 
 #include "hwy/highway.h"
+#include "kernels/backward-inl.h"  // DxStep, DxConfig, PlainMemory
 #include "kernels/backward.h"
 #include "kernels/dx_constants-inl.h"
 #include "kernels/to_f32-inl.h"
@@ -100,21 +101,23 @@ HWY_INLINE void FewPixelsConstants(DD dd, const FewPixelsArgs& a, size_t ch, siz
   hn::Store(k.dy_mean, df, b.dy_mean + j);
 }
 
-// dx of channels [ch, ch + Lanes(d)) of pixel row `row`: as DxStep (backward-inl.h), with the
-// x_prescale always applied (1 almost always: exact).
+// dx of channels [ch, ch + Lanes(d)) of one pixel row, by DxStep (backward-inl.h). The
+// x_prescale is always applied (1 almost always: exact).
 template <class D>
 HWY_INLINE void FewPixelsDx(D d, const FewPixelsArgs& a, size_t at, size_t j,
                             const FewPixelsBlock& b) {
-  const auto g = hn::LoadU(d, a.dy + at);
+  const PlainMemory plain;
+  const auto constant = [&](const float* p) { return hn::Load(d, p + j); };
   if (a.frozen) {
-    hn::StoreU(hn::Mul(g, hn::Load(d, b.dy_scale + j)), d, a.dx + at);
+    const auto unused = hn::Zero(d);
+    DxStep<DxConfig<false, true>>(d, plain, a.x + at, a.dy + at, a.dx + at, unused, unused,
+                                  unused, constant(b.dy_scale), unused)();
     return;
   }
-  const auto xmean =
-      hn::Mul(hn::Sub(hn::LoadU(d, a.x + at), hn::Load(d, b.mean + j)), hn::Load(d, b.prescale + j));
-  hn::StoreU(hn::MulAdd(hn::Sub(g, hn::Load(d, b.dy_mean + j)), hn::Load(d, b.dy_scale + j),
-                        hn::Mul(xmean, hn::Load(d, b.x_scale + j))),
-             d, a.dx + at);
+  DxStep<DxConfig<false, false, true>>(d, plain, a.x + at, a.dy + at, a.dx + at,
+                                       constant(b.mean), constant(b.prescale),
+                                       constant(b.x_scale), constant(b.dy_scale),
+                                       constant(b.dy_mean))();
 }
 
 // dgamma = sum(dy * (x - mean)) * invstd and dbeta = sum(dy) of channels [ch, ch + Lanes(dd)).
