@@ -240,33 +240,109 @@ HWY_INLINE void ShiftedColumnSums(const float* HWY_RESTRICT x, size_t rows, size
   }
 }
 
-// moments[ch] = MomentsFromSums(count, shift[ch], {s1[ch], s2[ch]}) for ch < c (count > 0):
-// the same IEEE operations, a vector of channels at a time.
-template <class DD>
-HWY_INLINE void MomentsStep(DD dd, double count, const double* HWY_RESTRICT shift,
-                            const double* HWY_RESTRICT s1, const double* HWY_RESTRICT s2,
-                            simdbn_moments* HWY_RESTRICT moments) {
-  const auto n = hn::Set(dd, count);
-  const auto sum1 = hn::LoadU(dd, s1);
-  const auto mean_shifted = hn::Div(sum1, n);
-  const auto m2 = hn::Sub(hn::LoadU(dd, s2), hn::Mul(sum1, mean_shifted));
-  // As MomentsFromSums: rounding may take m2 a few ulp below 0; the comparison keeps NaN.
-  const auto clamped = hn::IfThenZeroElse(hn::Lt(m2, hn::Zero(dd)), m2);
-  hn::StoreInterleaved3(n, hn::Add(hn::LoadU(dd, shift), mean_shifted), clamped, dd,
-                        &moments->count);
+HWY_INLINE void FirstValuesAsShifts(const float* HWY_RESTRICT x, size_t known, size_t count,
+                                    double* HWY_RESTRICT shift) {
+  const hn::ScalableTag<double> dd;
+  const size_t N = hn::Lanes(dd);
+  const auto finite_or_zero = [&](hn::Vec<decltype(dd)> v) {
+    return hn::IfThenElseZero(hn::IsFinite(v), v);
+  };
+  size_t j = 0;
+  for (; j + N <= known; j += N) {
+    hn::StoreU(finite_or_zero(ShiftedLoad(dd, x + j, hn::Zero(dd))), dd, shift + j);
+  }
+  if (j < known) {
+    hn::StoreU(finite_or_zero(ShiftedTailLoad(dd, x + j, known - j, hn::Zero(dd))), dd,
+               shift + j);
+    j += N;
+  }
+  for (; j < count; ++j) shift[j] = 0.0;
 }
 
-HWY_INLINE void MomentsOfSums(size_t c, double count, const double* HWY_RESTRICT shift,
-                              const double* HWY_RESTRICT s1, const double* HWY_RESTRICT s2,
-                              simdbn_moments* HWY_RESTRICT moments) {
+// MergeColumnSums for the Lanes(dd) columns from ch: each column's moments from its sums, as
+// MomentsFromSums, merged into the totals as MergeMoments does, lane by lane.
+template <class DD>
+HWY_INLINE void MergeColumnsStep(DD dd, bool first, size_t ch, double count, size_t extra,
+                                 const double* HWY_RESTRICT shift, const double* HWY_RESTRICT s1,
+                                 const double* HWY_RESTRICT s2,
+                                 const double* HWY_RESTRICT reference,
+                                 double* HWY_RESTRICT total_count,
+                                 double* HWY_RESTRICT total_mean,
+                                 double* HWY_RESTRICT total_m2) {
+  using V = hn::Vec<DD>;
+  const V zero = hn::Zero(dd);
+  const V one_more = hn::IfThenElseZero(hn::FirstN(dd, extra > ch ? extra - ch : 0),
+                                        hn::Set(dd, 1.0));
+  const V nb = hn::Add(hn::Set(dd, count), one_more);
+  const V sum1 = hn::LoadU(dd, s1 + ch);
+  const V mean_shifted = hn::Div(sum1, nb);
+  const V offset = hn::Sub(hn::LoadU(dd, shift + ch), hn::LoadU(dd, reference + ch));
+  const V mb = hn::Add(offset, mean_shifted);
+  const V m2_raw = hn::Sub(hn::LoadU(dd, s2 + ch), hn::Mul(sum1, mean_shifted));
+  const V m2b = hn::IfThenZeroElse(hn::Lt(m2_raw, zero), m2_raw);  // keeps NaN
+
+  if (first) {  // nothing to merge with yet
+    hn::StoreU(nb, dd, total_count + ch);
+    hn::StoreU(mb, dd, total_mean + ch);
+    hn::StoreU(m2b, dd, total_m2 + ch);
+    return;
+  }
+  const V na = hn::LoadU(dd, total_count + ch);
+  const auto a_empty = hn::Eq(na, zero);
+  const V ma = hn::LoadU(dd, total_mean + ch);
+  const V m2a = hn::LoadU(dd, total_m2 + ch);
+  const V n = hn::Add(na, nb);
+  const V delta = hn::Sub(mb, ma);
+  const V b_share = hn::Div(nb, n);
+  V mean = hn::Add(ma, hn::Mul(delta, b_share));
+  const auto finite = hn::IsFinite(delta);
+  if (!hn::AllTrue(dd, finite)) {
+    const V weighted = hn::Add(hn::Mul(ma, hn::Div(na, n)), hn::Mul(mb, b_share));
+    mean = hn::IfThenElse(finite, mean, weighted);
+  }
+  const V m2 = hn::Add(hn::Add(m2a, m2b), hn::Mul(hn::Mul(delta, delta), hn::Mul(na, b_share)));
+  // An empty side leaves the other as it is (nb is 0 only in columns without values).
+  const auto b_empty = hn::Eq(nb, zero);
+  hn::StoreU(n, dd, total_count + ch);
+  hn::StoreU(hn::IfThenElse(b_empty, ma, hn::IfThenElse(a_empty, mb, mean)), dd,
+             total_mean + ch);
+  hn::StoreU(hn::IfThenElse(b_empty, m2a, hn::IfThenElse(a_empty, m2b, m2)), dd, total_m2 + ch);
+}
+
+HWY_INLINE void MergeColumns(bool first, size_t c, double count, size_t extra,
+                             const double* HWY_RESTRICT shift, const double* HWY_RESTRICT s1,
+                             const double* HWY_RESTRICT s2, const double* HWY_RESTRICT reference,
+                             double* HWY_RESTRICT total_count, double* HWY_RESTRICT total_mean,
+                             double* HWY_RESTRICT total_m2) {
   const hn::ScalableTag<double> dd;
   const hn::CappedTag<double, 1> d1;
   const size_t N = hn::Lanes(dd);
   size_t ch = 0;
   for (; ch + N <= c; ch += N) {
-    MomentsStep(dd, count, shift + ch, s1 + ch, s2 + ch, moments + ch);
+    MergeColumnsStep(dd, first, ch, count, extra, shift, s1, s2, reference, total_count,
+                     total_mean, total_m2);
   }
-  for (; ch < c; ++ch) MomentsStep(d1, count, shift + ch, s1 + ch, s2 + ch, moments + ch);
+  for (; ch < c; ++ch) {
+    MergeColumnsStep(d1, first, ch, count, extra, shift, s1, s2, reference, total_count,
+                     total_mean, total_m2);
+  }
+}
+
+// moments[ch] = {count[ch], reference[ch] + mean[ch], m2[ch]} for ch < c.
+HWY_INLINE void InterleaveMoments(size_t c, const double* HWY_RESTRICT reference,
+                                  const double* HWY_RESTRICT count,
+                                  const double* HWY_RESTRICT mean,
+                                  const double* HWY_RESTRICT m2,
+                                  simdbn_moments* HWY_RESTRICT moments) {
+  const hn::ScalableTag<double> dd;
+  const size_t N = hn::Lanes(dd);
+  size_t ch = 0;
+  for (; ch + N <= c; ch += N) {
+    hn::StoreInterleaved3(hn::LoadU(dd, count + ch),
+                          hn::Add(hn::LoadU(dd, reference + ch), hn::LoadU(dd, mean + ch)),
+                          hn::LoadU(dd, m2 + ch), dd, &moments[ch].count);
+  }
+  for (; ch < c; ++ch) moments[ch] = {count[ch], reference[ch] + mean[ch], m2[ch]};
 }
 
 }  // namespace HWY_NAMESPACE

@@ -1,4 +1,5 @@
-// Dispatch of the shifted-sum reductions (moments-inl.h) and the scalar algebra of moments.
+// Dispatch of the shifted-sum reductions (moments-inl.h).
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/moments.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -31,9 +32,20 @@ void ColumnSumsF32(const float* x, int64_t rows, int64_t stride, int64_t cols,
                     static_cast<size_t>(cols), shift, s1, s2);
 }
 
-void MomentsOfSumsF32(int64_t c, double count, const double* shift, const double* s1,
-                      const double* s2, simdbn_moments* moments) {
-  MomentsOfSums(static_cast<size_t>(c), count, shift, s1, s2, moments);
+void ShiftsOfF32(const float* x, int64_t known, int64_t count, double* shift) {
+  FirstValuesAsShifts(x, static_cast<size_t>(known), static_cast<size_t>(count), shift);
+}
+
+void MergeColumnSumsF32(bool first, int64_t c, double count, int64_t extra, const double* shift,
+                        const double* s1, const double* s2, const double* reference,
+                        double* total_count, double* total_mean, double* total_m2) {
+  MergeColumns(first, static_cast<size_t>(c), count, static_cast<size_t>(extra), shift, s1, s2,
+               reference, total_count, total_mean, total_m2);
+}
+
+void InterleaveMomentsF32(int64_t c, const double* reference, const double* count,
+                          const double* mean, const double* m2, simdbn_moments* moments) {
+  InterleaveMoments(static_cast<size_t>(c), reference, count, mean, m2, moments);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -47,7 +59,9 @@ HWY_EXPORT(AddRunSumsF32);
 HWY_EXPORT(AddRowsToStatesF32);
 HWY_EXPORT(SumsOfStateF32);
 HWY_EXPORT(ColumnSumsF32);
-HWY_EXPORT(MomentsOfSumsF32);
+HWY_EXPORT(ShiftsOfF32);
+HWY_EXPORT(MergeColumnSumsF32);
+HWY_EXPORT(InterleaveMomentsF32);
 
 void AddRunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
                 ShiftedSums* sums) {
@@ -68,20 +82,20 @@ void ColumnSums(const float* x, int64_t rows, int64_t stride, int64_t cols, cons
   HWY_DYNAMIC_DISPATCH(ColumnSumsF32)(x, rows, stride, cols, shift, s1, s2);
 }
 
-void MomentsOfSums(int64_t c, double count, const double* shift, const double* s1,
-                   const double* s2, simdbn_moments* moments) {
-  HWY_DYNAMIC_DISPATCH(MomentsOfSumsF32)(c, count, shift, s1, s2, moments);
+void ShiftsOf(const float* x, int64_t known, int64_t count, double* shift) {
+  HWY_DYNAMIC_DISPATCH(ShiftsOfF32)(x, known, count, shift);
 }
 
-simdbn_moments MergeMoments(const simdbn_moments& a, const simdbn_moments& b) {
-  // An empty side must not turn the other into NaN (0 / 0) or move it by rounding.
-  if (b.count == 0.0) return a;
-  if (a.count == 0.0) return b;
-  const double count = a.count + b.count;
-  const double delta = b.mean - a.mean;
-  const double b_share = b.count / count;
-  return simdbn_moments{count, a.mean + delta * b_share,
-                        a.m2 + b.m2 + delta * delta * (a.count * b_share)};
+void MergeColumnSums(bool first, int64_t c, double count, int64_t extra, const double* shift,
+                     const double* s1, const double* s2, const double* reference,
+                     double* total_count, double* total_mean, double* total_m2) {
+  HWY_DYNAMIC_DISPATCH(MergeColumnSumsF32)(first, c, count, extra, shift, s1, s2, reference,
+                                           total_count, total_mean, total_m2);
+}
+
+void InterleaveMoments(int64_t c, const double* reference, const double* count,
+                       const double* mean, const double* m2, simdbn_moments* moments) {
+  HWY_DYNAMIC_DISPATCH(InterleaveMomentsF32)(c, reference, count, mean, m2, moments);
 }
 
 }  // namespace simdbn

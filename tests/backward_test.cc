@@ -183,7 +183,8 @@ TEST_P(BackwardTest, SameBitsForAnyThreads) {
         p.dx.FillSentinel();
         ASSERT_EQ(SIMDBN_SUCCESS, p.Run(o)) << simdbn_last_error_message();
         // Every plan hands a caller's pool the work of a tensor large enough for two threads.
-        if (t == Threads::kCallerPool && 2 * p.size * sizeof(float) >= 2 * simdbn::kMinBytesPerThread) {
+        if (t == Threads::kCallerPool &&
+            2 * p.size * sizeof(float) >= 2 * simdbn::kMinBytesPerThread) {
           EXPECT_GT(pool.calls, 0) << p.Name();
         }
         if (t == Threads::kOne) {

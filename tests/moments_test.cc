@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,23 @@ TEST(Moments, MergeByHand) {
     EXPECT_EQ(5.0, m.count);
     EXPECT_EQ(4.0, m.mean);
     EXPECT_EQ(50.0, m.m2);
+  }
+}
+
+// Infinite means merge as a sum would: Inf with a finite mean or with Inf stays Inf, +Inf with
+// -Inf is NaN (Chan's a.mean + (b.mean - a.mean) * share would make NaN of the first two).
+TEST(Moments, InfiniteMeansMergeAsSums) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const simdbn_moments a[3] = {{3, inf, NAN}, {3, inf, NAN}, {3, inf, NAN}};
+  const simdbn_moments b[3] = {{2, 1.5, 0.5}, {2, inf, NAN}, {2, -inf, NAN}};
+  simdbn_moments out[3];
+  ASSERT_EQ(SIMDBN_SUCCESS, simdbn_merge_moments(3, a, b, out));
+  EXPECT_EQ(inf, out[0].mean);
+  EXPECT_EQ(inf, out[1].mean);
+  EXPECT_TRUE(std::isnan(out[2].mean));
+  for (const simdbn_moments& m : out) {
+    EXPECT_EQ(5.0, m.count);
+    EXPECT_TRUE(std::isnan(m.m2));
   }
 }
 

@@ -294,10 +294,12 @@ TEST_P(TrainingTest, PropagatesNaNAndInfinity) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{2, 4, 20, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{2, 4, 150001, layout, SIMDBN_F32}}) {
       Call clean(d), k(d);
-      // Channel 0: NaN first (where the shift is taken); 1: NaN last; 2: +Inf first; 3: clean.
+      // Channel 0: NaN first (where the shift is taken); 1: NaN last; 2: +Inf first and last
+      // (in different chunks of the larger shape, whose moments merge); 3: clean.
       k.x[static_cast<size_t>(Offset(d, 0, 0, 0))] = NAN;
       k.x[static_cast<size_t>(Offset(d, d.n - 1, 1, d.spatial - 1))] = NAN;
       k.x[static_cast<size_t>(Offset(d, 0, 2, 0))] = INFINITY;
+      k.x[static_cast<size_t>(Offset(d, d.n - 1, 2, d.spatial - 1))] = INFINITY;
       ASSERT_EQ(SIMDBN_SUCCESS, clean.Run());
       ASSERT_EQ(SIMDBN_SUCCESS, k.Run());
       for (size_t ch : {0, 1}) {

@@ -163,6 +163,12 @@ MaskN<T, N> Eq(VecN<T, N> a, VecN<T, N> b) {
   return m;
 }
 template <typename T, size_t N>
+MaskN<T, N> IsFinite(VecN<T, N> v) {
+  MaskN<T, N> m;
+  for (size_t i = 0; i < N; ++i) m.bit[i] = std::isfinite(v.raw[i]);
+  return m;
+}
+template <typename T, size_t N>
 MaskN<T, N> Or(MaskN<T, N> a, MaskN<T, N> b) {
   MaskN<T, N> m;
   for (size_t i = 0; i < N; ++i) m.bit[i] = a.bit[i] || b.bit[i];
