@@ -197,8 +197,7 @@ class Backward {
   simdbn_status FewPixels() {
     const FewPixelsArgs args{r_.x,      r_.dy,     r_.dx, r_.gamma, r_.mean, r_.invstd,
                              r_.dgamma, r_.dbeta,  m_,    c_,       r_.frozen};
-    // Items of about kItemElements values, a whole number of 16 channels.
-    const int64_t width = (std::max<int64_t>(kItemElements / m_, kMinPieceWidth) + 15) / 16 * 16;
+    const int64_t width = FewPixelsItemWidth(m_);
     ParallelFor(r_.threading, (c_ + width - 1) / width, 3 * r_.shape.bytes,
                 [&](int64_t begin, int64_t end) {
                   BackwardFewPixels(args, begin * width, std::min(c_, end * width));

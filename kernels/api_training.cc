@@ -122,7 +122,6 @@ simdbn_status ValidateTraining(const char* fn, const simdbn_tensor_desc* desc, c
   return CheckSupported(fn, *shape);
 }
 
-// The scratch of one call; out of memory is reported, never thrown.
 }  // namespace
 }  // namespace simdbn
 
@@ -148,7 +147,7 @@ extern "C" simdbn_status simdbn_forward_training(const simdbn_tensor_desc* desc,
   double* stats = nullptr;
   simdbn_moments* moments = nullptr;
   SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.constant_floats, &constants));
-  if (!plan.fused) {
+  if (!plan.fused && !plan.few_pixels) {
     SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.stats_doubles, &stats));
     SIMDBN_RETURN_IF_ERROR(scratch.Get(static_cast<size_t>(shape.c), &moments));
   }
@@ -158,6 +157,8 @@ extern "C" simdbn_status simdbn_forward_training(const simdbn_tensor_desc* desc,
   float* yf = static_cast<float*>(y);
   if (plan.fused) {
     simdbn::FusedTraining(plan, xf, params, constants, yf, threading);
+  } else if (plan.few_pixels) {
+    simdbn::TrainFewPixels(plan, xf, params, constants, yf, threading);
   } else {
     simdbn::BatchMoments(plan, xf, stats, moments, threading);
     simdbn::TrainWithMoments(plan, xf, moments, params, constants, yf, threading);

@@ -143,12 +143,9 @@ struct DxConstantsArgs {
 };
 bool ComputeDxConstants(const DxConstantsArgs& args);
 
-// By-pixel tensors of at most kMaxFewPixels pixels (an (N, C) input with a small batch): per
-// block of channels, the sums over the pixels in double, dx's constants (DxConstantsFor's
-// operations), dx, then dgamma and dbeta, while the block's values are in L1. The general
-// plan moves per-channel partial sums, totals and periodic constant arrays through memory,
-// which at N = 1 and C = 4096 cost four times oneDNN's whole call.
-inline constexpr int64_t kMaxFewPixels = 16;
+// By-pixel tensors of at most kMaxFewPixels pixels (partition.h): per block of channels, the
+// sums over the pixels in double, dx's constants (DxConstantsFor's operations), dx, then
+// dgamma and dbeta, while the block's values are in L1.
 struct FewPixelsArgs {
   const float* x;
   const float* dy;

@@ -17,6 +17,7 @@
 #include "kernels/backward-inl.h"  // DxStep, DxConfig, PlainMemory
 #include "kernels/backward.h"
 #include "kernels/dx_constants-inl.h"
+#include "kernels/partition.h"  // kFewPixelsBlock
 #include "kernels/to_f32-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -48,10 +49,8 @@ HWY_INLINE void RescaleLanes(DD dd, V dy, V dy_xmean, V gamma, V invstd, double 
   *prescale = hn::Load(df, x_prescale);
 }
 
-// Channels are taken kFewPixelsBlock at a time, row by row within the block: rows are often a
-// multiple of 4 KiB apart (c = 1024-4096), so walking a few channels down the rows would put
-// every row in the same L1 set (3x slower at N = 16, C = 2048).
-inline constexpr size_t kFewPixelsBlock = 256;
+// Channels are taken kFewPixelsBlock (partition.h) at a time, row by row within the block.
+inline constexpr size_t kBlock = static_cast<size_t>(kFewPixelsBlock);
 
 // Adds pixel row `row` of channels [ch, ch + Lanes(dd)) to the sums at j (zero before row 0).
 // In double: exact products, and one rounding per term, over at most kMaxFewPixels terms.
@@ -68,13 +67,13 @@ HWY_INLINE void FewPixelsSums(DD dd, const FewPixelsArgs& a, size_t at, size_t c
 
 // Per-channel values of one block, at index j for channel ch + j.
 struct FewPixelsBlock {
-  HWY_ALIGN double sum_dy[kFewPixelsBlock];
-  HWY_ALIGN double sum_dy_xmean[kFewPixelsBlock];
-  HWY_ALIGN float mean[kFewPixelsBlock];
-  HWY_ALIGN float prescale[kFewPixelsBlock];
-  HWY_ALIGN float x_scale[kFewPixelsBlock];
-  HWY_ALIGN float dy_scale[kFewPixelsBlock];
-  HWY_ALIGN float dy_mean[kFewPixelsBlock];
+  HWY_ALIGN double sum_dy[kBlock];
+  HWY_ALIGN double sum_dy_xmean[kBlock];
+  HWY_ALIGN float mean[kBlock];
+  HWY_ALIGN float prescale[kBlock];
+  HWY_ALIGN float x_scale[kBlock];
+  HWY_ALIGN float dy_scale[kBlock];
+  HWY_ALIGN float dy_mean[kBlock];
 };
 
 // dx's constants (or k = gamma * invstd when frozen) of channels [ch, ch + Lanes(dd)).
@@ -132,7 +131,7 @@ HWY_INLINE void FewPixelsChannelOutputs(DD dd, const FewPixelsArgs& a, size_t ch
   if (a.dbeta != nullptr) hn::StoreU(ToF32(df, hn::Load(dd, b.sum_dy + j)), df, a.dbeta + ch);
 }
 
-// Channels [begin, begin + width), width <= kFewPixelsBlock.
+// Channels [begin, begin + width), width <= kBlock.
 HWY_INLINE void FewPixelsBlockRun(const FewPixelsArgs& a, size_t begin, size_t width) {
   const hn::ScalableTag<double> dd;
   const hn::CappedTag<double, 1> dd1;
@@ -166,8 +165,8 @@ HWY_INLINE void FewPixelsBlockRun(const FewPixelsArgs& a, size_t begin, size_t w
 }
 
 HWY_INLINE void FewPixelsRange(const FewPixelsArgs& a, size_t begin, size_t end) {
-  for (size_t ch = begin; ch < end; ch += kFewPixelsBlock) {
-    FewPixelsBlockRun(a, ch, std::min(kFewPixelsBlock, end - ch));
+  for (size_t ch = begin; ch < end; ch += kBlock) {
+    FewPixelsBlockRun(a, ch, std::min(kBlock, end - ch));
   }
 }
 

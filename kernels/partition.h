@@ -22,6 +22,22 @@ inline constexpr int64_t kItemElements = int64_t{1} << 14;
 inline constexpr int64_t kMinRowBlocks = 4;
 inline constexpr int64_t kMinPieceWidth = 256;
 
+// By-pixel tensors of at most kMaxFewPixels pixels (an (N, C) input with a small batch) are done
+// a block of kFewPixelsBlock channels at a time, reduction and elementwise step together while
+// the block's values are in L1: the general plans move per-channel partial sums, totals and
+// periodic constant arrays through memory, which at N = 1 and C = 4096 cost four times
+// oneDNN's whole call. Blocks are walked row by row: rows are often a multiple of 4 KiB apart
+// (c = 1024-4096), so walking a few channels down the rows would put every row in the same L1
+// set (3x slower at N = 16, C = 2048).
+inline constexpr int64_t kMaxFewPixels = 16;
+inline constexpr int64_t kFewPixelsBlock = 256;
+
+// Channels per work item of such a tensor of `pixels` rows: about kItemElements values, a
+// whole number of 16 channels.
+inline int64_t FewPixelsItemWidth(int64_t pixels) {
+  return (std::max<int64_t>(kItemElements / pixels, kMinPieceWidth) + 15) / 16 * 16;
+}
+
 struct ColumnPieces {
   int64_t count;  // pieces per row block, 1 when the rows stay whole
   int64_t width;  // columns per piece (the last may be shorter), a multiple of `align`

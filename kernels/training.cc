@@ -288,6 +288,14 @@ AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelCon
   return args;
 }
 
+// Calls f(begin, end) over the channel ranges of plan.few_pixels' work items.
+template <class F>
+void ForFewPixelsItems(const TrainingPlan& plan, const simdbn_threading* threading, const F& f) {
+  const int64_t c = plan.shape.c, width = FewPixelsItemWidth(Pixels(plan.shape));
+  ParallelFor(threading, (c + width - 1) / width, 2 * plan.shape.bytes,
+              [&](int64_t begin, int64_t end) { f(begin * width, std::min(c, end * width)); });
+}
+
 }  // namespace
 
 TrainingPlan PlanTraining(const TensorShape& shape) {
@@ -297,7 +305,9 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
   p.by_pixel = p.shape.layout == SIMDBN_NHWC || p.shape.spatial == 1;
   p.constant_floats = static_cast<size_t>(3 * ConstantStride(p));
   if (Pixels(p.shape) == 0) return p;
-  if (p.by_pixel) {
+  if (p.by_pixel && Pixels(p.shape) <= kMaxFewPixels) {
+    p.few_pixels = true;
+  } else if (p.by_pixel) {
     PlanNhwcItems(&p);
   } else {
     PlanNchwBlocks(&p);
@@ -315,8 +325,24 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
 
 void BatchMoments(const TrainingPlan& plan, const float* x, double* stats,
                   simdbn_moments* moments, const simdbn_threading* threading) {
+  if (plan.few_pixels) {
+    const FewPixelsRows rows{x, Pixels(plan.shape), plan.shape.c};
+    ForFewPixelsItems(plan, threading, [&](int64_t begin, int64_t end) {
+      FewPixelsMoments(rows, begin, end, moments);
+    });
+    return;
+  }
   plan.by_pixel ? NhwcBatchMoments(plan, x, stats, moments, threading)
                 : NchwBatchMoments(plan, x, stats, moments, threading);
+}
+
+void TrainFewPixels(const TrainingPlan& plan, const float* x, const ChannelParams& params,
+                    float* constants, float* y, const simdbn_threading* threading) {
+  const FewPixelsRows rows{x, Pixels(plan.shape), plan.shape.c};
+  const ChannelConstants k = ConstantsIn(plan, constants);
+  ForFewPixelsItems(plan, threading, [&](int64_t begin, int64_t end) {
+    FewPixelsTraining(rows, begin, end, params, k, y);
+  });
 }
 
 void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_moments* moments,

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/finalize.h"
+#include "kernels/partition.h"
 #include "kernels/validate.h"
 #include "simdbn/simdbn.h"
 
@@ -49,6 +50,9 @@ inline constexpr int64_t kMaxGroup = 16;
 struct TrainingPlan {
   TensorShape shape;
   bool by_pixel = false;  // NHWC, or spatial == 1: rows are pixels of c channels
+  // By pixel with at most kMaxFewPixels pixels (partition.h): blocks of channels, each one's
+  // statistics and normalization in one go (FewPixelsTraining).
+  bool few_pixels = false;
   bool fused = false;     // NCHW channels small enough for kFusedChannelBytes
   int64_t group_size = 1;  // fused channels per group
 
@@ -85,6 +89,24 @@ void BatchMoments(const TrainingPlan& plan, const float* x, double* stats, simdb
 void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_moments* moments,
                       const ChannelParams& params, float* constants, float* y,
                       const simdbn_threading* threading);
+
+// The rows of a by-pixel tensor of few pixels.
+struct FewPixelsRows {
+  const float* x;
+  int64_t pixels, c;
+};
+// moments[ch] for ch in [begin, end): each channel's values are one chunk (see moments.h).
+void FewPixelsMoments(const FewPixelsRows& rows, int64_t begin, int64_t end,
+                      simdbn_moments* moments);
+// Training forward of channels [begin, end), a block of channels at a time: the moments as
+// FewPixelsMoments, FinalizeChannels, then y as TrainWithMoments normalizes it (the same bits
+// as those two calls). constants: indexed by channel; y may be x.
+void FewPixelsTraining(const FewPixelsRows& rows, int64_t begin, int64_t end,
+                       const ChannelParams& params, const ChannelConstants& constants, float* y);
+
+// The whole of training forward for plan.few_pixels (non-empty).
+void TrainFewPixels(const TrainingPlan& plan, const float* x, const ChannelParams& params,
+                    float* constants, float* y, const simdbn_threading* threading);
 
 // Statistics and normalization of each channel in one work item (plan.fused, non-empty).
 void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams& params,

@@ -178,14 +178,18 @@ TEST(Moments, EmptyTensorHasZeroMoments) {
 
 // simdbn_forward_training is simdbn_batch_moments followed by simdbn_forward_training_moments,
 // bit for bit, whichever way the shape is planned (fused NCHW against statistics read channel
-// by channel or image by image, in one block of images or two; two-pass NCHW; NHWC).
+// by channel or image by image, in one block of images or two; two-pass NCHW; NHWC; few
+// pixels by pixel, a block of channels at a time).
 TEST_P(MomentsTest, TrainingIsBatchMomentsThenTrainingWithMoments) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{5, 17, 49, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{3, 70, 400, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{200, 3, 300, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{2, 3, 150001, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{1000, 2, 300, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{1000, 2, 300, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{7, 1001, 1, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{16, 3000, 1, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{3, 37, 5, layout, SIMDBN_F32}}) {
       const std::vector<float> x = Data(d, 1e4, 4);
       const size_t c = static_cast<size_t>(d.c);
       std::vector<float> gamma(c), beta(c), rm(c, 0.5f), rv(c, 2.0f);

@@ -149,7 +149,8 @@ TEST_P(TrainingOneDnnTest, SameAsOneDnnOnNormalData) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{2, 64, 3136, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{5, 17, 49, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{32, 255, 7, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{32, 255, 7, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{8, 1001, 1, layout, SIMDBN_F32}}) {
       const size_t c = static_cast<size_t>(d.c);
       std::vector<float> x(Size(d)), gamma(c), beta(c);
       FillNormal(x.data(), x.size(), 11, 0.3, 1.5);

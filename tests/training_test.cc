@@ -177,11 +177,25 @@ TEST_P(TrainingTest, LargerThanCacheStreams) {
   CheckCase({floats / 2 / (17 * 196) + 3, 17, 196, SIMDBN_NCHW, SIMDBN_F32}, 2, 5);
 }
 
+// By-pixel tensors of at most 16 pixels (an (N, C) input with a small batch) go a block of 256
+// channels at a time: channel counts around the block and vector sizes, 2 and 16 pixels, and
+// one past (17 pixels, the general plan).
+TEST_P(TrainingTest, FewPixels) {
+  for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
+    for (const int64_t c : {2, 7, 255, 256, 257, 1001, 4099}) {
+      for (const int64_t n : {2, 16, 17}) CheckCase({n, c, 1, layout, SIMDBN_F32});
+    }
+  }
+  CheckCase({3, 300, 5, SIMDBN_NHWC, SIMDBN_F32});  // 15 pixels
+  CheckCase({4, 25000, 1, SIMDBN_NHWC, SIMDBN_F32});
+}
+
 TEST_P(TrainingTest, MisalignedPointers) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const size_t m : {1, 2, 3, 5, 7}) {
       CheckCase({2, 17, 49, layout, SIMDBN_F32}, m, (m * 3) % 16, m);
       CheckCase({3, 5, 1, layout, SIMDBN_F32}, m, (m * 5) % 16, m + 1);
+      CheckCase({5, 301, 1, layout, SIMDBN_F32}, m, (m * 11) % 16, m);
       CheckCase({2, 3, 70001, layout, SIMDBN_F32}, m, (m * 7) % 16, m);
     }
   }
@@ -190,7 +204,8 @@ TEST_P(TrainingTest, MisalignedPointers) {
 TEST_P(TrainingTest, InPlaceMatchesOutOfPlace) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{2, 17, 49, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{2, 3, 150001, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{2, 3, 150001, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{6, 1001, 1, layout, SIMDBN_F32}}) {
       Call out(d), in(d);
       ASSERT_EQ(SIMDBN_SUCCESS, out.Run());
       ASSERT_EQ(SIMDBN_SUCCESS,
@@ -248,7 +263,8 @@ TEST_P(TrainingTest, NullGammaBetaAndRunningStatistics) {
 TEST_P(TrainingTest, ConstantChannelsHaveZeroVariance) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{3, 5, 49, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{2, 3, 150001, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{2, 3, 150001, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{4, 5, 1, layout, SIMDBN_F32}}) {
       Call k(d);
       const float values[5] = {3.7f, 1e6f + 0.5f, -0.0f, -1e-30f, 1.17549435e-38f};
       ForEachElement(d, [&](int64_t o, int64_t ch) { k.x[static_cast<size_t>(o)] = values[ch]; });
@@ -292,7 +308,8 @@ TEST_P(TrainingTest, ZeroEpsOnAConstantChannelIsZeroOverZero) {
 TEST_P(TrainingTest, PropagatesNaNAndInfinity) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{2, 4, 20, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{2, 4, 150001, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{2, 4, 150001, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{3, 4, 1, layout, SIMDBN_F32}}) {
       Call clean(d), k(d);
       // Channel 0: NaN first (where the shift is taken); 1: NaN last; 2: +Inf first and last
       // (in different chunks of the larger shape, whose moments merge); 3: clean.
@@ -366,8 +383,8 @@ TEST_P(TrainingTest, RunningStatisticsByHand) {
 TEST_P(TrainingTest, SameBitsForAnyThreading) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     // Fused NCHW channels in groups, two-pass NCHW (read image by image, pieces, blocks of
-    // images), NHWC super-rows, and NHWC rows cut into pieces of columns (few wide rows; with a
-    // partial super-row).
+    // images), NHWC super-rows, NHWC rows cut into pieces of columns (few wide rows; with a
+    // partial super-row), and few pixels in blocks of channels.
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{4, 256, 784, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{8, 64, 3136, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{4, 3, 150001, layout, SIMDBN_F32},
@@ -375,7 +392,8 @@ TEST_P(TrainingTest, SameBitsForAnyThreading) {
                                        simdbn_tensor_desc{1, 3, 300001, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{1, 2048, 49, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{3, 63, 500, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{2, 1000, 49, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{2, 1000, 49, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{16, 8191, 1, layout, SIMDBN_F32}}) {
       const simdbn_threading one{1, nullptr, nullptr}, all{0, nullptr, nullptr};
       TestPool pool;
       const simdbn_threading caller = WithTestPool(&pool);

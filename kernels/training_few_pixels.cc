@@ -1,0 +1,142 @@
+// Per-target training forward of by-pixel tensors with few pixels (see FewPixelsTraining in
+// training.h): a block of channels at a time, its moments, its per-channel outputs and its
+// normalization while its values are in L1.
+#include <algorithm>
+#include <cstddef>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/training_few_pixels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/affine-inl.h"    // AffineStep
+#include "kernels/finalize-inl.h"  // FinalizeRange
+#include "kernels/moments-inl.h"   // ShiftedLoad
+#include "kernels/training.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace simdbn {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Moments of channels [ch, ch + K * Lanes(dd)) over the rows: each channel is one chunk,
+// summed about its first value as BatchMoments sums every chunk (moments.h). K vectors of
+// channels at once: one vector's sums down the rows are a chain of dependent additions.
+template <size_t K, class DD>
+HWY_INLINE void FewPixelsMomentsStep(DD dd, const FewPixelsRows& rows, size_t ch,
+                                     simdbn_moments* HWY_RESTRICT m) {
+  const hn::Rebind<float, DD> df;
+  using V = hn::Vec<DD>;
+  const size_t N = hn::Lanes(dd), c = static_cast<size_t>(rows.c);
+  V shift[K], s1[K], s2[K];
+  for (size_t k = 0; k < K; ++k) {
+    const V first = hn::PromoteTo(dd, hn::LoadU(df, rows.x + ch + k * N));
+    shift[k] = hn::IfThenElseZero(hn::IsFinite(first), first);  // ShiftFor
+    s1[k] = hn::Zero(dd);
+    s2[k] = hn::Zero(dd);
+  }
+  for (size_t r = 0; r < static_cast<size_t>(rows.pixels); ++r) {
+    for (size_t k = 0; k < K; ++k) {
+      const V d = ShiftedLoad(dd, rows.x + r * c + ch + k * N, shift[k]);
+      s1[k] = hn::Add(s1[k], d);
+      s2[k] = hn::MulAdd(d, d, s2[k]);
+    }
+  }
+  // MomentsFromSums, lane by lane.
+  const V count = hn::Set(dd, static_cast<double>(rows.pixels));
+  for (size_t k = 0; k < K; ++k) {
+    const V mean_shifted = hn::Div(s1[k], count);
+    const V m2 = hn::Sub(s2[k], hn::Mul(s1[k], mean_shifted));
+    const V clamped = hn::IfThenZeroElse(hn::Lt(m2, hn::Zero(dd)), m2);  // keeps NaN
+    hn::StoreInterleaved3(count, hn::Add(shift[k], mean_shifted), clamped, dd,
+                          &m[k * N].count);
+  }
+}
+
+// moments[0, end - begin) of channels [begin, end).
+HWY_INLINE void FewPixelsMomentsRange(const FewPixelsRows& rows, size_t begin, size_t end,
+                                      simdbn_moments* HWY_RESTRICT moments) {
+  const hn::ScalableTag<double> dd;
+  const hn::CappedTag<double, 1> d1;
+  const size_t N = hn::Lanes(dd);
+  size_t ch = begin;
+  for (; ch + 4 * N <= end; ch += 4 * N) {
+    FewPixelsMomentsStep<4>(dd, rows, ch, moments + (ch - begin));
+  }
+  for (; ch + N <= end; ch += N) FewPixelsMomentsStep<1>(dd, rows, ch, moments + (ch - begin));
+  for (; ch < end; ++ch) FewPixelsMomentsStep<1>(d1, rows, ch, moments + (ch - begin));
+}
+
+// y of channels [begin, end) of every row, by the affine map's step (the bits of AffineNhwc):
+// four vectors loaded before any is stored, so that a y a little ahead of x in the page does
+// not make each load wait for the store before it. No HWY_RESTRICT: y may be x.
+HWY_INLINE void FewPixelsNormalize(const FewPixelsRows& rows, const ChannelConstants& k,
+                                   size_t begin, size_t end, float* y) {
+  using Cfg = AffineConfig</*kCenter=*/true, false, false, false>;
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const size_t N = hn::Lanes(d);
+  const PlainMemory plain;
+  const size_t c = static_cast<size_t>(rows.c);
+  const auto step = [&](auto dv, size_t row, size_t ch) {
+    const size_t at = row * c + ch;
+    return AffineStep<Cfg>(dv, plain, rows.x + at, nullptr, y + at, hn::LoadU(dv, k.center + ch),
+                           hn::LoadU(dv, k.scale + ch), hn::LoadU(dv, k.bias + ch));
+  };
+  for (size_t row = 0; row < static_cast<size_t>(rows.pixels); ++row) {
+    size_t ch = begin;
+    for (; ch + 4 * N <= end; ch += 4 * N) {
+      const auto s0 = step(d, row, ch), s1 = step(d, row, ch + N);
+      const auto s2 = step(d, row, ch + 2 * N), s3 = step(d, row, ch + 3 * N);
+      s0();
+      s1();
+      s2();
+      s3();
+    }
+    for (; ch + N <= end; ch += N) step(d, row, ch)();
+    for (; ch < end; ++ch) step(d1, row, ch)();
+  }
+}
+
+void FewPixelsMomentsF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
+                         simdbn_moments* moments) {
+  for (int64_t ch = begin; ch < end; ch += kFewPixelsBlock) {
+    const int64_t last = std::min(end, ch + kFewPixelsBlock);
+    FewPixelsMomentsRange(rows, static_cast<size_t>(ch), static_cast<size_t>(last),
+                          moments + ch);
+  }
+}
+
+void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
+                          const ChannelParams& params, const ChannelConstants& k, float* y) {
+  simdbn_moments moments[kFewPixelsBlock];
+  for (int64_t ch = begin; ch < end; ch += kFewPixelsBlock) {
+    const int64_t last = std::min(end, ch + kFewPixelsBlock);
+    const size_t b = static_cast<size_t>(ch), e = static_cast<size_t>(last);
+    FewPixelsMomentsRange(rows, b, e, moments);
+    FinalizeRange(params, b, e, moments, k);
+    FewPixelsNormalize(rows, k, b, e, y);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace simdbn
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace simdbn {
+
+HWY_EXPORT(FewPixelsMomentsF32);
+HWY_EXPORT(FewPixelsTrainingF32);
+
+void FewPixelsMoments(const FewPixelsRows& rows, int64_t begin, int64_t end,
+                      simdbn_moments* moments) {
+  HWY_DYNAMIC_DISPATCH(FewPixelsMomentsF32)(rows, begin, end, moments);
+}
+
+void FewPixelsTraining(const FewPixelsRows& rows, int64_t begin, int64_t end,
+                       const ChannelParams& params, const ChannelConstants& k, float* y) {
+  HWY_DYNAMIC_DISPATCH(FewPixelsTrainingF32)(rows, begin, end, params, k, y);
+}
+
+}  // namespace simdbn
+#endif  // HWY_ONCE
