@@ -154,6 +154,7 @@ class Backward {
 
  private:
   double Gamma(int64_t ch) const { return r_.gamma != nullptr ? r_.gamma[ch] : 1.0; }
+  BackwardTensors Tensors() const { return {r_.x, r_.dy, r_.dx, r_.gamma, r_.mean, r_.invstd}; }
 
   // Frozen statistics with dgamma or dbeta: dx = dy * k needs no sums, so the pass that computes
   // them writes it too.
@@ -195,13 +196,9 @@ class Backward {
 
   // Few pixels: items of channels, each reduced and differentiated in one go.
   simdbn_status FewPixels() {
-    const FewPixelsArgs args{r_.x,      r_.dy,     r_.dx, r_.gamma, r_.mean, r_.invstd,
-                             r_.dgamma, r_.dbeta,  m_,    c_,       r_.frozen};
-    const int64_t width = FewPixelsItemWidth(m_);
-    ParallelFor(r_.threading, (c_ + width - 1) / width, 3 * r_.shape.bytes,
-                [&](int64_t begin, int64_t end) {
-                  BackwardFewPixels(args, begin * width, std::min(c_, end * width));
-                });
+    const FewPixelsArgs args{Tensors(), r_.dgamma, r_.dbeta, m_, c_, r_.frozen};
+    ParallelForChannels(r_.threading, c_, FewPixelsItemWidth(m_), 3 * r_.shape.bytes,
+                        [&](int64_t begin, int64_t end) { BackwardFewPixels(args, begin, end); });
     return SIMDBN_SUCCESS;
   }
 
@@ -209,12 +206,7 @@ class Backward {
   simdbn_status Channels() {
     SIMDBN_RETURN_IF_ERROR(scratch_.Get(static_cast<size_t>(c_), &totals_));
     ChannelArgs args{};
-    args.x = r_.x;
-    args.dy = r_.dy;
-    args.dx = r_.dx;
-    args.gamma = r_.gamma;
-    args.mean = r_.mean;
-    args.invstd = r_.invstd;
+    args.t = Tensors();
     args.n = r_.shape.n;
     args.c = c_;
     args.spatial = r_.shape.spatial;

@@ -402,24 +402,25 @@ HWY_INLINE void DxPixelsSlice(const DxArgs& a, const Slice& slice) {
 
 // A whole NCHW channel: its n runs are reduced, then differentiated while still in cache.
 HWY_INLINE void BackwardChannelImpl(const ChannelArgs& a, int64_t ch, ChannelSums* out) {
+  const BackwardTensors& t = a.t;
   const size_t spatial = static_cast<size_t>(a.spatial);
-  const float mean = a.mean[ch];
+  const float mean = t.mean[ch];
   ChannelSums sums{0.0, 0.0};
   for (int64_t i = 0; i < a.n; ++i) {
     const size_t offset = static_cast<size_t>((i * a.c + ch) * a.spatial);
     const ChannelSums run =
-        RunSums<false>(a.x + offset, a.dy + offset, nullptr, spatial, mean, 0.0f);
+        RunSums<false>(t.x + offset, t.dy + offset, nullptr, spatial, mean, 0.0f);
     sums.dy += run.dy;
     sums.dy_xmean += run.dy_xmean;
   }
   *out = sums;
-  const DxConstants k = DxConstantsFor(sums, a.gamma != nullptr ? a.gamma[ch] : 1.0, a.invstd[ch],
+  const DxConstants k = DxConstantsFor(sums, t.gamma != nullptr ? t.gamma[ch] : 1.0, t.invstd[ch],
                                        static_cast<double>(a.n * a.spatial), /*frozen=*/false);
   WithDxConfig(a.stream, false, k.x_prescale != 1.0f, [&](auto cfg) {
     using Cfg = decltype(cfg);
     for (int64_t i = 0; i < a.n; ++i) {
       const size_t offset = static_cast<size_t>((i * a.c + ch) * a.spatial);
-      DxRun<Cfg>(a.x + offset, a.dy + offset, a.dx + offset, spatial,
+      DxRun<Cfg>(t.x + offset, t.dy + offset, t.dx + offset, spatial,
                  {mean, k.x_scale, k.dy_scale, k.dy_mean, k.x_prescale});
     }
     if constexpr (Cfg::kStream) hwy::FlushStream();

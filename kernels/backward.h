@@ -86,15 +86,21 @@ struct DxArgs {
 void DxRows(const DxArgs& args, const Slice& slice);
 void DxPixels(const DxArgs& args, const Slice& slice);
 
-// NCHW with a channel small enough to stay in cache: one item is one whole channel, reduced and
-// then differentiated while its data is still cached, so x and dy come from memory only once.
-struct ChannelArgs {
+// The tensors and per-channel inputs of a backward call, for the plans that reduce and
+// differentiate in one work item.
+struct BackwardTensors {
   const float* x;
   const float* dy;
   float* dx;
   const float* gamma;  // nullable: 1
   const float* mean;
   const float* invstd;
+};
+
+// NCHW with a channel small enough to stay in cache: one item is one whole channel, reduced and
+// then differentiated while its data is still cached, so x and dy come from memory only once.
+struct ChannelArgs {
+  BackwardTensors t;
   int64_t n, c, spatial;
   bool stream;
 };
@@ -147,12 +153,7 @@ bool ComputeDxConstants(const DxConstantsArgs& args);
 // sums over the pixels in double, dx's constants (DxConstantsFor's operations), dx, then
 // dgamma and dbeta, while the block's values are in L1.
 struct FewPixelsArgs {
-  const float* x;
-  const float* dy;
-  float* dx;
-  const float* gamma;  // nullable: 1
-  const float* mean;
-  const float* invstd;
+  BackwardTensors t;
   float* dgamma;  // nullable
   float* dbeta;   // nullable
   int64_t pixels, c;

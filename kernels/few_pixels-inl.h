@@ -58,9 +58,9 @@ template <class DD>
 HWY_INLINE void FewPixelsSums(DD dd, const FewPixelsArgs& a, size_t at, size_t ch, size_t j,
                               double* HWY_RESTRICT sum_dy, double* HWY_RESTRICT sum_dy_xmean) {
   const hn::Rebind<float, DD> df;
-  const auto mean = hn::PromoteTo(dd, hn::LoadU(df, a.mean + ch));
-  const auto g = hn::PromoteTo(dd, hn::LoadU(df, a.dy + at));
-  const auto xmean = hn::Sub(hn::PromoteTo(dd, hn::LoadU(df, a.x + at)), mean);
+  const auto mean = hn::PromoteTo(dd, hn::LoadU(df, a.t.mean + ch));
+  const auto g = hn::PromoteTo(dd, hn::LoadU(df, a.t.dy + at));
+  const auto xmean = hn::Sub(hn::PromoteTo(dd, hn::LoadU(df, a.t.x + at)), mean);
   hn::Store(hn::Add(hn::Load(dd, sum_dy + j), g), dd, sum_dy + j);
   hn::Store(hn::MulAdd(g, xmean, hn::Load(dd, sum_dy_xmean + j)), dd, sum_dy_xmean + j);
 }
@@ -81,10 +81,10 @@ template <class DD>
 HWY_INLINE void FewPixelsConstants(DD dd, const FewPixelsArgs& a, size_t ch, size_t j,
                                    FewPixelsBlock& b) {
   const hn::Rebind<float, DD> df;
-  const auto invstd = hn::PromoteTo(dd, hn::LoadU(df, a.invstd + ch));
+  const auto invstd = hn::PromoteTo(dd, hn::LoadU(df, a.t.invstd + ch));
   const auto gamma =
-      a.gamma != nullptr ? hn::PromoteTo(dd, hn::LoadU(df, a.gamma + ch)) : hn::Set(dd, 1.0);
-  hn::Store(hn::LoadU(df, a.mean + ch), df, b.mean + j);
+      a.t.gamma != nullptr ? hn::PromoteTo(dd, hn::LoadU(df, a.t.gamma + ch)) : hn::Set(dd, 1.0);
+  hn::Store(hn::LoadU(df, a.t.mean + ch), df, b.mean + j);
   if (a.frozen) {
     hn::Store(ToF32(df, hn::Mul(gamma, invstd)), df, b.dy_scale + j);
     return;
@@ -109,11 +109,11 @@ HWY_INLINE void FewPixelsDx(D d, const FewPixelsArgs& a, size_t at, size_t j,
   const auto constant = [&](const float* p) { return hn::Load(d, p + j); };
   if (a.frozen) {
     const auto unused = hn::Zero(d);
-    DxStep<DxConfig<false, true>>(d, plain, a.x + at, a.dy + at, a.dx + at, unused, unused,
+    DxStep<DxConfig<false, true>>(d, plain, a.t.x + at, a.t.dy + at, a.t.dx + at, unused, unused,
                                   unused, constant(b.dy_scale), unused)();
     return;
   }
-  DxStep<DxConfig<false, false, true>>(d, plain, a.x + at, a.dy + at, a.dx + at,
+  DxStep<DxConfig<false, false, true>>(d, plain, a.t.x + at, a.t.dy + at, a.t.dx + at,
                                        constant(b.mean), constant(b.prescale),
                                        constant(b.x_scale), constant(b.dy_scale),
                                        constant(b.dy_mean))();
@@ -125,7 +125,7 @@ HWY_INLINE void FewPixelsChannelOutputs(DD dd, const FewPixelsArgs& a, size_t ch
                                         const FewPixelsBlock& b) {
   const hn::Rebind<float, DD> df;
   if (a.dgamma != nullptr) {
-    const auto invstd = hn::PromoteTo(dd, hn::LoadU(df, a.invstd + ch));
+    const auto invstd = hn::PromoteTo(dd, hn::LoadU(df, a.t.invstd + ch));
     hn::StoreU(ToF32(df, hn::Mul(hn::Load(dd, b.sum_dy_xmean + j), invstd)), df, a.dgamma + ch);
   }
   if (a.dbeta != nullptr) hn::StoreU(ToF32(df, hn::Load(dd, b.sum_dy + j)), df, a.dbeta + ch);

@@ -240,20 +240,35 @@ HWY_INLINE void ShiftedColumnSums(const float* HWY_RESTRICT x, size_t rows, size
   }
 }
 
+// ShiftFor (moments.h), lane by lane.
+template <class V>
+HWY_INLINE V ShiftsFor(V first) {
+  return hn::IfThenElseZero(hn::IsFinite(first), first);
+}
+
+// MomentsFromSums (moments.h) lane by lane, before the offset: the mean about the shift and m2.
+template <class V>
+struct ShiftedMoments {
+  V mean_shifted, m2;
+};
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE ShiftedMoments<V> MomentsOfSums(DD dd, V count, V s1, V s2) {
+  const V mean_shifted = hn::Div(s1, count);
+  const V m2 = hn::Sub(s2, hn::Mul(s1, mean_shifted));
+  // Rounding may take m2 a few ulp below 0; the comparison keeps NaN.
+  return {mean_shifted, hn::IfThenZeroElse(hn::Lt(m2, hn::Zero(dd)), m2)};
+}
+
 HWY_INLINE void FirstValuesAsShifts(const float* HWY_RESTRICT x, size_t known, size_t count,
                                     double* HWY_RESTRICT shift) {
   const hn::ScalableTag<double> dd;
   const size_t N = hn::Lanes(dd);
-  const auto finite_or_zero = [&](hn::Vec<decltype(dd)> v) {
-    return hn::IfThenElseZero(hn::IsFinite(v), v);
-  };
   size_t j = 0;
   for (; j + N <= known; j += N) {
-    hn::StoreU(finite_or_zero(ShiftedLoad(dd, x + j, hn::Zero(dd))), dd, shift + j);
+    hn::StoreU(ShiftsFor(ShiftedLoad(dd, x + j, hn::Zero(dd))), dd, shift + j);
   }
   if (j < known) {
-    hn::StoreU(finite_or_zero(ShiftedTailLoad(dd, x + j, known - j, hn::Zero(dd))), dd,
-               shift + j);
+    hn::StoreU(ShiftsFor(ShiftedTailLoad(dd, x + j, known - j, hn::Zero(dd))), dd, shift + j);
     j += N;
   }
   for (; j < count; ++j) shift[j] = 0.0;
@@ -274,12 +289,11 @@ HWY_INLINE void MergeColumnsStep(DD dd, bool first, size_t ch, double count, siz
   const V one_more = hn::IfThenElseZero(hn::FirstN(dd, extra > ch ? extra - ch : 0),
                                         hn::Set(dd, 1.0));
   const V nb = hn::Add(hn::Set(dd, count), one_more);
-  const V sum1 = hn::LoadU(dd, s1 + ch);
-  const V mean_shifted = hn::Div(sum1, nb);
+  const ShiftedMoments<V> b =
+      MomentsOfSums(dd, nb, hn::LoadU(dd, s1 + ch), hn::LoadU(dd, s2 + ch));
   const V offset = hn::Sub(hn::LoadU(dd, shift + ch), hn::LoadU(dd, reference + ch));
-  const V mb = hn::Add(offset, mean_shifted);
-  const V m2_raw = hn::Sub(hn::LoadU(dd, s2 + ch), hn::Mul(sum1, mean_shifted));
-  const V m2b = hn::IfThenZeroElse(hn::Lt(m2_raw, zero), m2_raw);  // keeps NaN
+  const V mb = hn::Add(offset, b.mean_shifted);
+  const V m2b = b.m2;
 
   if (first) {  // nothing to merge with yet
     hn::StoreU(nb, dd, total_count + ch);

@@ -37,6 +37,15 @@ void ParallelFor(const simdbn_threading* threading, int64_t num_items, size_t tr
       const_cast<F*>(&f));
 }
 
+// ParallelFor over items of `width` channels of c: f(first channel, end channel).
+template <class F>
+void ParallelForChannels(const simdbn_threading* threading, int64_t c, int64_t width,
+                         size_t traffic_bytes, const F& f) {
+  ParallelFor(threading, (c + width - 1) / width, traffic_bytes, [&](int64_t begin, int64_t end) {
+    f(begin * width, end * width < c ? end * width : c);
+  });
+}
+
 }  // namespace simdbn
 
 #endif  // SIMDBN_KERNELS_THREADING_H_

@@ -291,9 +291,8 @@ AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelCon
 // Calls f(begin, end) over the channel ranges of plan.few_pixels' work items.
 template <class F>
 void ForFewPixelsItems(const TrainingPlan& plan, const simdbn_threading* threading, const F& f) {
-  const int64_t c = plan.shape.c, width = FewPixelsItemWidth(Pixels(plan.shape));
-  ParallelFor(threading, (c + width - 1) / width, 2 * plan.shape.bytes,
-              [&](int64_t begin, int64_t end) { f(begin * width, std::min(c, end * width)); });
+  ParallelForChannels(threading, plan.shape.c, FewPixelsItemWidth(Pixels(plan.shape)),
+                      2 * plan.shape.bytes, f);
 }
 
 }  // namespace

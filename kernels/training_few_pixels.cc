@@ -30,7 +30,7 @@ HWY_INLINE void FewPixelsMomentsStep(DD dd, const FewPixelsRows& rows, size_t ch
   V shift[K], s1[K], s2[K];
   for (size_t k = 0; k < K; ++k) {
     const V first = hn::PromoteTo(dd, hn::LoadU(df, rows.x + ch + k * N));
-    shift[k] = hn::IfThenElseZero(hn::IsFinite(first), first);  // ShiftFor
+    shift[k] = ShiftsFor(first);
     s1[k] = hn::Zero(dd);
     s2[k] = hn::Zero(dd);
   }
@@ -41,13 +41,10 @@ HWY_INLINE void FewPixelsMomentsStep(DD dd, const FewPixelsRows& rows, size_t ch
       s2[k] = hn::MulAdd(d, d, s2[k]);
     }
   }
-  // MomentsFromSums, lane by lane.
   const V count = hn::Set(dd, static_cast<double>(rows.pixels));
   for (size_t k = 0; k < K; ++k) {
-    const V mean_shifted = hn::Div(s1[k], count);
-    const V m2 = hn::Sub(s2[k], hn::Mul(s1[k], mean_shifted));
-    const V clamped = hn::IfThenZeroElse(hn::Lt(m2, hn::Zero(dd)), m2);  // keeps NaN
-    hn::StoreInterleaved3(count, hn::Add(shift[k], mean_shifted), clamped, dd,
+    const ShiftedMoments<V> chunk = MomentsOfSums(dd, count, s1[k], s2[k]);
+    hn::StoreInterleaved3(count, hn::Add(shift[k], chunk.mean_shifted), chunk.m2, dd,
                           &m[k * N].count);
   }
 }
@@ -66,44 +63,27 @@ HWY_INLINE void FewPixelsMomentsRange(const FewPixelsRows& rows, size_t begin, s
   for (; ch < end; ++ch) FewPixelsMomentsStep<1>(d1, rows, ch, moments + (ch - begin));
 }
 
-// y of channels [begin, end) of every row, by the affine map's step (the bits of AffineNhwc):
-// four vectors loaded before any is stored, so that a y a little ahead of x in the page does
-// not make each load wait for the store before it. No HWY_RESTRICT: y may be x.
+// y of channels [begin, end) of every row, by the affine map's step and walk (the bits of
+// AffineNhwc; RunWalk loads four vectors before storing any). No HWY_RESTRICT: y may be x.
 HWY_INLINE void FewPixelsNormalize(const FewPixelsRows& rows, const ChannelConstants& k,
                                    size_t begin, size_t end, float* y) {
-  using Cfg = AffineConfig</*kCenter=*/true, false, false, false>;
-  const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
-  const size_t N = hn::Lanes(d);
-  const PlainMemory plain;
+  using Cfg = AffineConfig</*kCenter=*/true, false, false, /*kStream=*/false>;
   const size_t c = static_cast<size_t>(rows.c);
-  const auto step = [&](auto dv, size_t row, size_t ch) {
-    const size_t at = row * c + ch;
-    return AffineStep<Cfg>(dv, plain, rows.x + at, nullptr, y + at, hn::LoadU(dv, k.center + ch),
-                           hn::LoadU(dv, k.scale + ch), hn::LoadU(dv, k.bias + ch));
-  };
   for (size_t row = 0; row < static_cast<size_t>(rows.pixels); ++row) {
-    size_t ch = begin;
-    for (; ch + 4 * N <= end; ch += 4 * N) {
-      const auto s0 = step(d, row, ch), s1 = step(d, row, ch + N);
-      const auto s2 = step(d, row, ch + 2 * N), s3 = step(d, row, ch + 3 * N);
-      s0();
-      s1();
-      s2();
-      s3();
-    }
-    for (; ch + N <= end; ch += N) step(d, row, ch)();
-    for (; ch < end; ++ch) step(d1, row, ch)();
+    const size_t at = row * c + begin;
+    RunWalk<Cfg>(y + at, end - begin, [&](auto dv, const auto& memory, size_t i) {
+      const size_t ch = begin + i;
+      return AffineStep<Cfg>(dv, memory, rows.x + at + i, nullptr, y + at + i,
+                             memory.Load(dv, k.center + ch), memory.Load(dv, k.scale + ch),
+                             memory.Load(dv, k.bias + ch));
+    });
   }
 }
 
 void FewPixelsMomentsF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
                          simdbn_moments* moments) {
-  for (int64_t ch = begin; ch < end; ch += kFewPixelsBlock) {
-    const int64_t last = std::min(end, ch + kFewPixelsBlock);
-    FewPixelsMomentsRange(rows, static_cast<size_t>(ch), static_cast<size_t>(last),
-                          moments + ch);
-  }
+  FewPixelsMomentsRange(rows, static_cast<size_t>(begin), static_cast<size_t>(end),
+                        moments + begin);
 }
 
 void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
