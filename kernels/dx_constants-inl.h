@@ -58,8 +58,7 @@ HWY_INLINE bool DxConstantsStep(DD dd, size_t ch, const DxConstantsArgs& a) {
   V dy, dy_xmean;
   hn::LoadInterleaved2(dd, &a.sums[ch].dy, dy, dy_xmean);
   const V invstd = hn::PromoteTo(dd, hn::LoadU(df, a.invstd + ch));
-  const V gamma = a.gamma != nullptr ? hn::PromoteTo(dd, hn::LoadU(df, a.gamma + ch))
-                                     : hn::Set(dd, 1.0);
+  const V gamma = PromoteOr(dd, a.gamma, ch, hn::Set(dd, 1.0));
   const DxConstantVectors<DD> k = DxConstantsOf(dd, dy, dy_xmean, gamma, invstd, a.m);
   hn::StoreU(k.x_scale, df, a.x_scale + ch);
   hn::StoreU(k.dy_scale, df, a.dy_scale + ch);

@@ -82,8 +82,7 @@ HWY_INLINE void FewPixelsConstants(DD dd, const FewPixelsArgs& a, size_t ch, siz
                                    FewPixelsBlock& b) {
   const hn::Rebind<float, DD> df;
   const auto invstd = hn::PromoteTo(dd, hn::LoadU(df, a.t.invstd + ch));
-  const auto gamma =
-      a.t.gamma != nullptr ? hn::PromoteTo(dd, hn::LoadU(df, a.t.gamma + ch)) : hn::Set(dd, 1.0);
+  const auto gamma = PromoteOr(dd, a.t.gamma, ch, hn::Set(dd, 1.0));
   hn::Store(hn::LoadU(df, a.t.mean + ch), df, b.mean + j);
   if (a.frozen) {
     hn::Store(ToF32(df, hn::Mul(gamma, invstd)), df, b.dy_scale + j);

@@ -29,14 +29,11 @@ HWY_INLINE void FinalizeStep(DD dd, const ChannelParams& p, size_t ch, const sim
   const V one = hn::Set(dd, 1.0);
   V count, mean, m2;
   hn::LoadInterleaved3(dd, &m->count, count, mean, m2);
-  const auto load = [&](const float* a, V absent) {
-    return a != nullptr ? hn::PromoteTo(dd, hn::LoadU(df, a + ch)) : absent;
-  };
   // Every input before any output.
-  const V gamma = load(p.gamma, one);
-  const V beta = load(p.beta, hn::Zero(dd));
-  const V running_mean = load(p.running_mean, hn::Zero(dd));
-  const V running_var = load(p.running_var, hn::Zero(dd));
+  const V gamma = PromoteOr(dd, p.gamma, ch, one);
+  const V beta = PromoteOr(dd, p.beta, ch, hn::Zero(dd));
+  const V running_mean = PromoteOr(dd, p.running_mean, ch, hn::Zero(dd));
+  const V running_var = PromoteOr(dd, p.running_var, ch, hn::Zero(dd));
 
   const V momentum = hn::Set(dd, static_cast<double>(p.momentum));
   const V keep = hn::Sub(one, momentum);

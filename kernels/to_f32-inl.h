@@ -1,4 +1,4 @@
-// Per-target conversion of doubles to f32 with IEEE rounding, shared by the per-channel steps.
+// Per-target conversions between the f32 arrays and the doubles of the per-channel steps.
 
 // Per-target include guard, as Highway's own -inl.h headers do.
 #if defined(SIMDBN_KERNELS_TO_F32_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -32,6 +32,14 @@ HWY_INLINE hn::Vec<DF> ToF32(DF df, V v) {
 #else
   return hn::DemoteTo(df, v);
 #endif
+}
+
+// The Lanes(dd) floats at p + ch in double, or `absent` when p is null (a nullable
+// per-channel array: gamma, beta, running statistics).
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE V PromoteOr(DD dd, const float* p, size_t ch, V absent) {
+  const hn::Rebind<float, DD> df;
+  return p != nullptr ? hn::PromoteTo(dd, hn::LoadU(df, p + ch)) : absent;
 }
 
 }  // namespace HWY_NAMESPACE
