@@ -166,10 +166,10 @@ HWY_INLINE void AffineRun(const float* x, const float* r, float* y, size_t count
 
 // Walks `count` elements whose channel wraps at `period`, starting at channel c0: one by one
 // up to the alignment that streaming stores need, then four vectors per iteration, loaded before
-// any is stored as in WholeVectors (every channel step is an add and at most one subtraction),
-// then the tail. step(dv, memory, i, ch) loads the vector (or single lane) at offset i whose
-// first lane has channel ch and returns the function that stores it; `out` is the output the
-// alignment is for. Cfg needs kStream.
+// any is stored as in WholeVectors (their channels ch + k * N may run past the period, into the
+// periodic form's extra vectors: one wrap per iteration), then the tail. step(dv, memory, i, ch)
+// loads the vector (or single lane) at offset i whose first lane has channel ch and returns the
+// function that stores it; `out` is the output the alignment is for. Cfg needs kStream.
 template <class Cfg, class Step>
 HWY_INLINE void PeriodicWalk(const float* out, size_t count, size_t period, size_t c0,
                              const Step& step) {
@@ -188,11 +188,10 @@ HWY_INLINE void PeriodicWalk(const float* out, size_t count, size_t period, size
   const size_t peel = StreamPeel<Cfg>(out, count);
   for (; i < peel; ++i, ch = wrap(ch + 1)) step(d1, plain, i, ch)();
   for (; i + 4 * N <= count; i += 4 * N, ch = wrap(ch + 4 * N)) {
-    const size_t ch1 = wrap(ch + N), ch2 = wrap(ch + 2 * N), ch3 = wrap(ch + 3 * N);
     const auto store0 = step(d, mem, i, ch);
-    const auto store1 = step(d, mem, i + N, ch1);
-    const auto store2 = step(d, mem, i + 2 * N, ch2);
-    const auto store3 = step(d, mem, i + 3 * N, ch3);
+    const auto store1 = step(d, mem, i + N, ch + N);
+    const auto store2 = step(d, mem, i + 2 * N, ch + 2 * N);
+    const auto store3 = step(d, mem, i + 3 * N, ch + 3 * N);
     store0();
     store1();
     store2();

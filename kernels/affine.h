@@ -37,9 +37,12 @@ void AffineNhwc(const AffineArgs& args, const Slice& slice);
 
 // The NHWC kernels walk channels in steps of up to four vectors and wrap at the period, the
 // smallest multiple of c that is at least four of the widest vectors: then every wrap is one
-// subtraction, and the steps of an unrolled iteration do not depend on each other.
+// subtraction. The periodic form runs four of the widest vectors past the period, so that the
+// four loads of an unrolled step start at ch, ch + N, ch + 2N and ch + 3N without a wrap of
+// their own (a compare and a conditional move each, a third of the loop's instructions; NHWC
+// inference at 1 thread beyond the LLC took 6-14% longer with them).
 inline int64_t PeriodOf(int64_t c) { return (4 * kMaxLanes + c - 1) / c * c; }
-inline int64_t PeriodicSize(int64_t c) { return PeriodOf(c) + kMaxLanes; }
+inline int64_t PeriodicSize(int64_t c) { return PeriodOf(c) + 4 * kMaxLanes; }
 
 // Writes the periodic form out[i] = values[i % c] for i < PeriodicSize(c).
 void MakePeriodic(const float* values, int64_t c, float* out);
