@@ -75,13 +75,22 @@ HWY_INLINE RunAccumulators<DD> ZeroAccumulators(DD dd) {
   return {z, z, z, z, z, z, z, z};
 }
 
-// Adds one run of `len` floats at p.
+// Adds one run of `len` floats at p. The `readable` floats from p are contiguous memory of the
+// tensor, prefetched kRunAhead floats ahead: the double-precision sums put so many instructions
+// between a core's loads that few of them are in flight at once, and NCHW statistics read
+// image by image (AddRowsToStates) took 5-24% longer without (N=32 at 56x56 and 28x28, 1 and 2
+// threads).
+constexpr size_t kRunAhead = 512;
 template <class DD, class V = hn::Vec<DD>>
 HWY_INLINE void AddRun(DD dd, const float* HWY_RESTRICT p, size_t len, V vs,
-                       RunAccumulators<DD>& a) {
+                       RunAccumulators<DD>& a, size_t readable = 0) {
   const size_t N = hn::Lanes(dd);
   size_t i = 0;
   for (; i + 4 * N <= len; i += 4 * N) {
+    // A line per 16 floats; a pointer past the tensor is never formed.
+    for (size_t k = i; i % 16 == 0 && k < i + 4 * N && k + kRunAhead < readable; k += 16) {
+      hwy::Prefetch(p + k + kRunAhead);
+    }
     const V d0 = ShiftedLoad(dd, p + i, vs);
     const V d1 = ShiftedLoad(dd, p + i + N, vs);
     const V d2 = ShiftedLoad(dd, p + i + 2 * N, vs);
@@ -134,7 +143,7 @@ HWY_INLINE RunAccumulators<DD> LoadState(DD dd, const double* HWY_RESTRICT state
 }
 
 // Adds row r < rows (at x + r * len, with shift shift[r]) to state + r * kRunStateDoubles:
-// consecutive channels of one image, read in memory order.
+// consecutive channels of one image, read in memory order (and prefetched across rows).
 HWY_INLINE void ShiftedRowsToStates(const float* HWY_RESTRICT x, size_t rows, size_t len,
                                     const float* HWY_RESTRICT shift, double* HWY_RESTRICT state) {
   const hn::ScalableTag<double> dd;
@@ -142,7 +151,7 @@ HWY_INLINE void ShiftedRowsToStates(const float* HWY_RESTRICT x, size_t rows, si
   for (size_t r = 0; r < rows; ++r) {
     double* st = state + r * kRunStateDoubles;
     auto a = LoadState(dd, st);
-    AddRun(dd, x + r * len, len, hn::Set(dd, shift[r]), a);
+    AddRun(dd, x + r * len, len, hn::Set(dd, shift[r]), a, (rows - r) * len);
     hn::Store(a.s0, dd, st);
     hn::Store(a.s1, dd, st + N);
     hn::Store(a.s2, dd, st + 2 * N);
