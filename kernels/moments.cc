@@ -11,10 +11,10 @@ namespace simdbn {
 namespace HWY_NAMESPACE {
 
 void AddRunSumsF32(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
-                   ShiftedSums* sums) {
+                   int64_t readable, ShiftedSums* sums) {
   const ShiftedSums part = ShiftedRunSums(x, static_cast<size_t>(runs),
                                           static_cast<size_t>(stride), static_cast<size_t>(len),
-                                          shift);
+                                          shift, static_cast<size_t>(readable));
   sums->s1 += part.s1;
   sums->s2 += part.s2;
 }
@@ -64,8 +64,8 @@ HWY_EXPORT(MergeColumnSumsF32);
 HWY_EXPORT(InterleaveMomentsF32);
 
 void AddRunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
-                ShiftedSums* sums) {
-  HWY_DYNAMIC_DISPATCH(AddRunSumsF32)(x, runs, stride, len, shift, sums);
+                int64_t readable, ShiftedSums* sums) {
+  HWY_DYNAMIC_DISPATCH(AddRunSumsF32)(x, runs, stride, len, shift, readable, sums);
 }
 
 void AddRowsToStates(const float* x, int64_t rows, int64_t len, const float* shift,

@@ -33,11 +33,12 @@ inline constexpr int64_t kColumnPad = 16;
 
 // Adds to *sums the sums over `runs` runs of `len` contiguous floats, run r starting at
 // x + r * stride (one channel of an NCHW tensor): sums->s1 += (sum of the runs' s1), likewise
-// s2. The order of additions depends only on the arguments. (Adding here rather than returning
-// the pair keeps the caller's compiler from moving it through memory as one vector: a
-// store-forwarding stall per call.)
+// s2. The order of additions depends only on the arguments. readable: how many floats of the
+// tensor start at x, for prefetches. (Adding here rather than returning the pair keeps the
+// caller's compiler from moving it through memory as one vector: a store-forwarding stall per
+// call.)
 void AddRunSums(const float* x, int64_t runs, int64_t stride, int64_t len, float shift,
-                ShiftedSums* sums);
+                int64_t readable, ShiftedSums* sums);
 
 // The running sums of AddRunSums kept in memory between calls, so that the runs of many
 // channels can be read in memory order (image by image) with the same bits as AddRunSums over

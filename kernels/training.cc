@@ -100,10 +100,11 @@ struct BlockSums {
 void SumsOfBlock(const TrainingPlan& p, const float* x, int64_t ch, const Block& block,
                  BlockSums* b) {
   const int64_t c = p.shape.c, spatial = p.shape.spatial;
-  const float* first = x + (block.image * c + ch) * spatial + block.col;
-  b->shift = ShiftFor(*first);
+  const int64_t offset = (block.image * c + ch) * spatial + block.col;
+  b->shift = ShiftFor(x[offset]);
   b->sums = ShiftedSums();
-  AddRunSums(first, block.images, c * spatial, block.len, b->shift, &b->sums);
+  AddRunSums(x + offset, block.images, c * spatial, block.len, b->shift,
+             p.shape.elements - offset, &b->sums);
 }
 simdbn_moments MomentsOfBlock(const TrainingPlan& p, const float* x, int64_t ch,
                               const Block& block, const BlockSums& b) {
