@@ -266,8 +266,8 @@ def markdown(cases, contexts, errors, rows, llc):
                f"{noise}; {share}. Load average at the start of each file: "
                f"{', '.join(loads) or '?'}")
     out.append("- Traffic model: inference reads x and writes y (2 x tensor bytes); Copy copies x "
-               "into y over the same threads (memcpy; non-temporal stores when x + y exceed the "
-               f"LLC). GB/s = traffic / {stat} time.")
+               "into y over the same threads (memcpy; non-temporal stores when x + y exceed half "
+               f"the LLC, as simdbn streams). GB/s = traffic / {stat} time.")
     out.append("- speed-up = oneDNN time / simdbn time in the same layout (> 1: simdbn faster; "
                "**bold** < 1). % copy = library GB/s / copy GB/s (*italic* < 90%). vs "
                f"{blocked} = oneDNN in its native blocked layout {blocked} (bytes counted "
