@@ -85,7 +85,7 @@ HWY_INLINE RunAccumulators<DD> ZeroAccumulators(DD dd) {
 constexpr size_t kRunAhead = 512;
 template <class DD, class V = hn::Vec<DD>>
 HWY_INLINE void AddRun(DD dd, const float* HWY_RESTRICT p, size_t len, V vs,
-                       RunAccumulators<DD>& a, size_t readable = 0) {
+                       RunAccumulators<DD>& a, size_t readable) {
   const size_t N = hn::Lanes(dd);
   size_t i = 0;
   for (; i + 4 * N <= len; i += 4 * N) {
