@@ -31,6 +31,12 @@ inline constexpr int64_t kMinPieceWidth = 256;
 // set (3x slower at N = 16, C = 2048).
 inline constexpr int64_t kMaxFewPixels = 16;
 inline constexpr int64_t kFewPixelsBlock = 256;
+// Training forward takes such blocks up to kMaxFewPixelsTraining pixels (N = 1 at 7x7 and 8x8):
+// a block of 256 channels of 64 pixels (64 KiB) is still in L2 for its normalization, where the
+// general plan reads x twice from L3. Measured at 1 thread with 49-64 pixels and c = 24-4096:
+// 1.02-1.33x (c = 2048 at 7x7: 68 -> 56 us), and 1.13-1.56x at 2 threads; at 98-196 pixels it
+// was 0.89-0.94x. Backward keeps 16: at 49-64 pixels its block plan measured 0.48-0.96x.
+inline constexpr int64_t kMaxFewPixelsTraining = 64;
 
 // Channels per work item of such a tensor of `pixels` rows: about kItemElements values, a
 // whole number of 16 channels.

@@ -305,7 +305,7 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
   p.by_pixel = p.shape.layout == SIMDBN_NHWC || p.shape.spatial == 1;
   p.constant_floats = static_cast<size_t>(3 * ConstantStride(p));
   if (Pixels(p.shape) == 0) return p;
-  if (p.by_pixel && Pixels(p.shape) <= kMaxFewPixels) {
+  if (p.by_pixel && Pixels(p.shape) <= kMaxFewPixelsTraining) {
     p.few_pixels = true;
   } else if (p.by_pixel) {
     PlanNhwcItems(&p);

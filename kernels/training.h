@@ -50,8 +50,8 @@ inline constexpr int64_t kMaxGroup = 16;
 struct TrainingPlan {
   TensorShape shape;
   bool by_pixel = false;  // NHWC, or spatial == 1: rows are pixels of c channels
-  // By pixel with at most kMaxFewPixels pixels (partition.h): blocks of channels, each one's
-  // statistics and normalization in one go (FewPixelsTraining).
+  // By pixel with at most kMaxFewPixelsTraining pixels (partition.h): blocks of channels, each
+  // one's statistics and normalization in one go (FewPixelsTraining).
   bool few_pixels = false;
   bool fused = false;     // NCHW channels small enough for kFusedChannelBytes
   int64_t group_size = 1;  // fused channels per group

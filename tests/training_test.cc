@@ -177,16 +177,17 @@ TEST_P(TrainingTest, LargerThanCacheStreams) {
   CheckCase({floats / 2 / (17 * 196) + 3, 17, 196, SIMDBN_NCHW, SIMDBN_F32}, 2, 5);
 }
 
-// By-pixel tensors of at most 16 pixels (an (N, C) input with a small batch) go a block of 256
-// channels at a time: channel counts around the block and vector sizes, 2 and 16 pixels, and
-// one past (17 pixels, the general plan).
+// By-pixel tensors of at most 64 pixels (an (N, C) input with a small batch, N = 1 at 7x7) go
+// a block of 256 channels at a time: channel counts around the block and vector sizes, 2 to 64
+// pixels, and one past (65 pixels, the general plan).
 TEST_P(TrainingTest, FewPixels) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const int64_t c : {2, 7, 255, 256, 257, 1001, 4099}) {
-      for (const int64_t n : {2, 16, 17}) CheckCase({n, c, 1, layout, SIMDBN_F32});
+      for (const int64_t n : {2, 16, 17, 64, 65}) CheckCase({n, c, 1, layout, SIMDBN_F32});
     }
   }
-  CheckCase({3, 300, 5, SIMDBN_NHWC, SIMDBN_F32});  // 15 pixels
+  CheckCase({3, 300, 5, SIMDBN_NHWC, SIMDBN_F32});   // 15 pixels
+  CheckCase({1, 300, 49, SIMDBN_NHWC, SIMDBN_F32});  // 49 pixels of one image
   CheckCase({4, 25000, 1, SIMDBN_NHWC, SIMDBN_F32});
 }
 
@@ -391,6 +392,7 @@ TEST_P(TrainingTest, SameBitsForAnyThreading) {
                                        simdbn_tensor_desc{1000, 4, 300, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{1, 3, 300001, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{1, 2048, 49, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{1, 2048, 81, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{3, 63, 500, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{2, 1000, 49, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{16, 8191, 1, layout, SIMDBN_F32}}) {
