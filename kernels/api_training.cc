@@ -146,7 +146,7 @@ extern "C" simdbn_status simdbn_forward_training(const simdbn_tensor_desc* desc,
   float* constants = nullptr;
   double* stats = nullptr;
   simdbn_moments* moments = nullptr;
-  SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.constant_floats, &constants));
+  if (!plan.few_pixels) SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.constant_floats, &constants));
   if (!plan.fused && !plan.few_pixels) {
     SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.stats_doubles, &stats));
     SIMDBN_RETURN_IF_ERROR(scratch.Get(static_cast<size_t>(shape.c), &moments));
@@ -158,7 +158,7 @@ extern "C" simdbn_status simdbn_forward_training(const simdbn_tensor_desc* desc,
   if (plan.fused) {
     simdbn::FusedTraining(plan, xf, params, constants, yf, threading);
   } else if (plan.few_pixels) {
-    simdbn::TrainFewPixels(plan, xf, params, constants, yf, threading);
+    simdbn::TrainFewPixels(plan, xf, params, yf, threading);
   } else {
     simdbn::BatchMoments(plan, xf, stats, moments, threading);
     simdbn::TrainWithMoments(plan, xf, moments, params, constants, yf, threading);

@@ -10,9 +10,10 @@ namespace simdbn {
 namespace HWY_NAMESPACE {
 
 void FinalizeChannelsF32(const ChannelParams& params, int64_t begin, int64_t end,
-                         const simdbn_moments* moments, const ChannelConstants& constants) {
+                         const simdbn_moments* moments, double uniform_count,
+                         const ChannelConstants& constants) {
   FinalizeRange(params, static_cast<size_t>(begin), static_cast<size_t>(end), moments,
-                constants);
+                ReciprocalsOf(uniform_count), constants);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -25,8 +26,10 @@ namespace simdbn {
 HWY_EXPORT(FinalizeChannelsF32);
 
 void FinalizeChannels(const ChannelParams& params, int64_t begin, int64_t end,
-                      const simdbn_moments* moments, const ChannelConstants& constants) {
-  HWY_DYNAMIC_DISPATCH(FinalizeChannelsF32)(params, begin, end, moments, constants);
+                      const simdbn_moments* moments, double uniform_count,
+                      const ChannelConstants& constants) {
+  HWY_DYNAMIC_DISPATCH(FinalizeChannelsF32)(params, begin, end, moments, uniform_count,
+                                            constants);
 }
 
 }  // namespace simdbn

@@ -31,10 +31,12 @@ struct ChannelConstants {
 
 // For channels [begin, end), whose moments are moments[0, end - begin) (count > 1 each):
 // every output of `params` and `constants`. In double, rounded once to f32 per output: for the
-// same moments, the same bits on every target. Inputs of a channel are read before its outputs
-// are written, so gamma or beta may be exactly an output array.
+// same moments, the same bits on every target. uniform_count: the count of every channel when
+// the caller knows they are all the same (faster, the same bits), else 0. Inputs of a channel
+// are read before its outputs are written, so gamma or beta may be exactly an output array.
 void FinalizeChannels(const ChannelParams& params, int64_t begin, int64_t end,
-                      const simdbn_moments* moments, const ChannelConstants& constants);
+                      const simdbn_moments* moments, double uniform_count,
+                      const ChannelConstants& constants);
 
 }  // namespace simdbn
 

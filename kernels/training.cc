@@ -337,11 +337,10 @@ void BatchMoments(const TrainingPlan& plan, const float* x, double* stats,
 }
 
 void TrainFewPixels(const TrainingPlan& plan, const float* x, const ChannelParams& params,
-                    float* constants, float* y, const simdbn_threading* threading) {
+                    float* y, const simdbn_threading* threading) {
   const FewPixelsRows rows{x, Pixels(plan.shape), plan.shape.c};
-  const ChannelConstants k = ConstantsIn(plan, constants);
   ForFewPixelsItems(plan, threading, [&](int64_t begin, int64_t end) {
-    FewPixelsTraining(rows, begin, end, params, k, y);
+    FewPixelsTraining(rows, begin, end, params, y);
   });
 }
 
@@ -350,7 +349,7 @@ void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_mom
                       const simdbn_threading* threading) {
   const TensorShape& s = plan.shape;
   const ChannelConstants k = ConstantsIn(plan, constants);
-  FinalizeChannels(params, 0, s.c, moments, k);
+  FinalizeChannels(params, 0, s.c, moments, /*uniform_count=*/0.0, k);
   if (s.elements == 0) return;
 
   // Partition slices: whole rows, or pieces of rows of at least kItemElements / 2.
@@ -403,7 +402,8 @@ void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams
       for (int64_t ch = first; ch < last; ++ch) {
         moments[ch - first] = Absolute(moments[ch - first], ReferenceOf(plan, x, ch));
       }
-      FinalizeChannels(params, first, last, moments, k);
+      FinalizeChannels(params, first, last, moments, static_cast<double>(Pixels(plan.shape)),
+                       k);
       const int64_t next_first = last, next_last = std::min(end, last + group_size);
       start_group(next_first, next_last);
       for (int64_t b = 0; b < plan.blocks; ++b) {

@@ -100,13 +100,13 @@ void FewPixelsMoments(const FewPixelsRows& rows, int64_t begin, int64_t end,
                       simdbn_moments* moments);
 // Training forward of channels [begin, end), a block of channels at a time: the moments as
 // FewPixelsMoments, FinalizeChannels, then y as TrainWithMoments normalizes it (the same bits
-// as those two calls). constants: indexed by channel; y may be x.
+// as those two calls). y may be x.
 void FewPixelsTraining(const FewPixelsRows& rows, int64_t begin, int64_t end,
-                       const ChannelParams& params, const ChannelConstants& constants, float* y);
+                       const ChannelParams& params, float* y);
 
 // The whole of training forward for plan.few_pixels (non-empty).
 void TrainFewPixels(const TrainingPlan& plan, const float* x, const ChannelParams& params,
-                    float* constants, float* y, const simdbn_threading* threading);
+                    float* y, const simdbn_threading* threading);
 
 // Statistics and normalization of each channel in one work item (plan.fused, non-empty).
 void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams& params,

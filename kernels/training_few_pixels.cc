@@ -63,19 +63,19 @@ HWY_INLINE void FewPixelsMomentsRange(const FewPixelsRows& rows, size_t begin, s
   for (; ch < end; ++ch) FewPixelsMomentsStep<1>(d1, rows, ch, moments + (ch - begin));
 }
 
-// y of channels [begin, end) of every row, by the affine map's step and walk (the bits of
-// AffineNhwc; RunWalk loads four vectors before storing any). No HWY_RESTRICT: y may be x.
+// y of the `width` channels at rows.x of every row (the first of a block), with the block's
+// constants k[0, width), by the affine map's step and walk (the bits of AffineNhwc; RunWalk
+// loads four vectors before storing any). No HWY_RESTRICT: y may be x.
 HWY_INLINE void FewPixelsNormalize(const FewPixelsRows& rows, const ChannelConstants& k,
-                                   size_t begin, size_t end, float* y) {
+                                   size_t width, float* y) {
   using Cfg = AffineConfig</*kCenter=*/true, false, false, /*kStream=*/false>;
   const size_t c = static_cast<size_t>(rows.c);
   for (size_t row = 0; row < static_cast<size_t>(rows.pixels); ++row) {
-    const size_t at = row * c + begin;
-    RunWalk<Cfg>(y + at, end - begin, [&](auto dv, const auto& memory, size_t i) {
-      const size_t ch = begin + i;
+    const size_t at = row * c;
+    RunWalk<Cfg>(y + at, width, [&](auto dv, const auto& memory, size_t i) {
       return AffineStep<Cfg>(dv, memory, rows.x + at + i, nullptr, y + at + i,
-                             memory.Load(dv, k.center + ch), memory.Load(dv, k.scale + ch),
-                             memory.Load(dv, k.bias + ch));
+                             memory.Load(dv, k.center + i), memory.Load(dv, k.scale + i),
+                             memory.Load(dv, k.bias + i));
     });
   }
 }
@@ -86,15 +86,27 @@ void FewPixelsMomentsF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
                         moments + begin);
 }
 
+// params with each array advanced by `first` channels: a block's view of them.
+HWY_INLINE ChannelParams Advanced(const ChannelParams& p, size_t first) {
+  const auto at = [first](auto* a) { return a != nullptr ? a + first : a; };
+  return {at(p.gamma),        at(p.beta),        p.eps,           p.momentum,
+          at(p.running_mean), at(p.running_var), at(p.save_mean), at(p.save_invstd)};
+}
+
+// The block's constants stay in L1: arrays of c (as TrainWithMoments uses) would move 36 bytes
+// a channel more through L2 and L3 (written, read back, and read for ownership first).
 void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
-                          const ChannelParams& params, const ChannelConstants& k, float* y) {
+                          const ChannelParams& params, float* y) {
   simdbn_moments moments[kFewPixelsBlock];
+  HWY_ALIGN float center[kFewPixelsBlock], scale[kFewPixelsBlock], bias[kFewPixelsBlock];
+  const ChannelConstants k{center, scale, bias};
+  const UniformReciprocals uniform = ReciprocalsOf(static_cast<double>(rows.pixels));
   for (int64_t ch = begin; ch < end; ch += kFewPixelsBlock) {
     const int64_t last = std::min(end, ch + kFewPixelsBlock);
     const size_t b = static_cast<size_t>(ch), e = static_cast<size_t>(last);
     FewPixelsMomentsRange(rows, b, e, moments);
-    FinalizeRange(params, b, e, moments, k);
-    FewPixelsNormalize(rows, k, b, e, y);
+    FinalizeRange(Advanced(params, b), 0, e - b, moments, uniform, k);
+    FewPixelsNormalize({rows.x + b, rows.pixels, rows.c}, k, e - b, y + b);
   }
 }
 
@@ -114,8 +126,8 @@ void FewPixelsMoments(const FewPixelsRows& rows, int64_t begin, int64_t end,
 }
 
 void FewPixelsTraining(const FewPixelsRows& rows, int64_t begin, int64_t end,
-                       const ChannelParams& params, const ChannelConstants& k, float* y) {
-  HWY_DYNAMIC_DISPATCH(FewPixelsTrainingF32)(rows, begin, end, params, k, y);
+                       const ChannelParams& params, float* y) {
+  HWY_DYNAMIC_DISPATCH(FewPixelsTrainingF32)(rows, begin, end, params, y);
 }
 
 }  // namespace simdbn
