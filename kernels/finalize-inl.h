@@ -29,20 +29,18 @@ inline UniformReciprocals ReciprocalsOf(double uniform_count) {
   return {1.0 / uniform_count, 1.0 / (uniform_count - 1.0)};
 }
 
-// Lanes(dd) channels from ch. The variances are m2 times 1 / count and 1 / (count - 1): two
-// roundings where a quotient would take one, but with one count for every channel the two
-// reciprocals are computed once per call (a call with few pixels spent about a tenth of its time
-// on those two divisions per vector of channels). Only IEEE operations that round once (no fused
-// multiply-add): the bits are those of the scalar formula on every target, and the same whether
-// the reciprocals come from `uniform` or from the counts.
-template <class DD>
-HWY_INLINE void FinalizeStep(DD dd, const ChannelParams& p, size_t ch, const simdbn_moments* m,
-                             const UniformReciprocals& uniform, const ChannelConstants& k) {
+// Lanes(dd) channels from ch, whose moments are count, mean and m2. The variances are m2 times
+// 1 / count and 1 / (count - 1): two roundings where a quotient would take one, but with one
+// count for every channel the two reciprocals are computed once per call (a call with few
+// pixels spent about a tenth of its time on those two divisions per vector of channels). Only
+// IEEE operations that round once (no fused multiply-add): the bits are those of the scalar
+// formula on every target, and the same whether the reciprocals come from `uniform` or from
+// the counts.
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE void FinalizeVector(DD dd, const ChannelParams& p, size_t ch, V count, V mean, V m2,
+                               const UniformReciprocals& uniform, const ChannelConstants& k) {
   const hn::Rebind<float, DD> df;
-  using V = hn::Vec<DD>;
   const V one = hn::Set(dd, 1.0);
-  V count, mean, m2;
-  hn::LoadInterleaved3(dd, &m->count, count, mean, m2);
   const bool known = uniform.per_value != 0.0;
   const V per_value = known ? hn::Set(dd, uniform.per_value) : hn::Div(one, count);
   const V per_dof = known ? hn::Set(dd, uniform.per_dof) : hn::Div(one, hn::Sub(count, one));
@@ -73,6 +71,15 @@ HWY_INLINE void FinalizeStep(DD dd, const ChannelParams& p, size_t ch, const sim
   hn::StoreU(mean_f, df, k.center + ch);
   hn::StoreU(ToF32(df, hn::Mul(gamma, invstd)), df, k.scale + ch);
   hn::StoreU(ToF32(df, beta), df, k.bias + ch);
+}
+
+// The same for the channels whose moments are m[0, Lanes(dd)).
+template <class DD>
+HWY_INLINE void FinalizeStep(DD dd, const ChannelParams& p, size_t ch, const simdbn_moments* m,
+                             const UniformReciprocals& uniform, const ChannelConstants& k) {
+  hn::Vec<DD> count, mean, m2;
+  hn::LoadInterleaved3(dd, &m->count, count, mean, m2);
+  FinalizeVector(dd, p, ch, count, mean, m2, uniform, k);
 }
 
 HWY_INLINE void FinalizeRange(const ChannelParams& p, size_t begin, size_t end,

@@ -1,6 +1,6 @@
 // Per-target training forward of by-pixel tensors with few pixels (see FewPixelsTraining in
 // training.h): a block of channels at a time, its moments, its per-channel outputs and its
-// normalization while its values are in L1.
+// normalization while its values are in cache (L1 up to 16 pixels, L2 up to 64).
 #include <algorithm>
 #include <cstddef>
 
@@ -9,7 +9,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "kernels/affine-inl.h"    // AffineStep
-#include "kernels/finalize-inl.h"  // FinalizeRange
+#include "kernels/finalize-inl.h"  // FinalizeVector
 #include "kernels/moments-inl.h"   // ShiftedLoad
 #include "kernels/training.h"
 
@@ -18,12 +18,13 @@ namespace simdbn {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Moments of channels [ch, ch + K * Lanes(dd)) over the rows: each channel is one chunk,
-// summed about its first value as BatchMoments sums every chunk (moments.h). K vectors of
-// channels at once: one vector's sums down the rows are a chain of dependent additions.
-template <size_t K, class DD>
+// The moments of channels [ch, ch + K * Lanes(dd)) over the rows, each channel one chunk summed
+// about its first value as BatchMoments sums every chunk (moments.h); out(k, mean, m2) takes
+// those of vector k. K vectors at once: one vector's sums down the rows are a chain of
+// dependent additions.
+template <size_t K, class DD, class Out>
 HWY_INLINE void FewPixelsMomentsStep(DD dd, const FewPixelsRows& rows, size_t ch,
-                                     simdbn_moments* HWY_RESTRICT m) {
+                                     const Out& out) {
   const hn::Rebind<float, DD> df;
   using V = hn::Vec<DD>;
   const size_t N = hn::Lanes(dd), c = static_cast<size_t>(rows.c);
@@ -44,23 +45,34 @@ HWY_INLINE void FewPixelsMomentsStep(DD dd, const FewPixelsRows& rows, size_t ch
   const V count = hn::Set(dd, static_cast<double>(rows.pixels));
   for (size_t k = 0; k < K; ++k) {
     const ShiftedMoments<V> chunk = MomentsOfSums(dd, count, s1[k], s2[k]);
-    hn::StoreInterleaved3(count, hn::Add(shift[k], chunk.mean_shifted), chunk.m2, dd,
-                          &m[k * N].count);
+    out(k, hn::Add(shift[k], chunk.mean_shifted), chunk.m2);
   }
 }
 
-// moments[0, end - begin) of channels [begin, end).
+// FewPixelsMomentsStep over channels [begin, end): out(d, ch, mean, m2) takes the moments of
+// the Lanes(d) channels from ch.
+template <class Out>
 HWY_INLINE void FewPixelsMomentsRange(const FewPixelsRows& rows, size_t begin, size_t end,
-                                      simdbn_moments* HWY_RESTRICT moments) {
+                                      const Out& out) {
   const hn::ScalableTag<double> dd;
   const hn::CappedTag<double, 1> d1;
   const size_t N = hn::Lanes(dd);
   size_t ch = begin;
   for (; ch + 4 * N <= end; ch += 4 * N) {
-    FewPixelsMomentsStep<4>(dd, rows, ch, moments + (ch - begin));
+    FewPixelsMomentsStep<4>(dd, rows, ch, [&](size_t k, auto mean, auto m2) {
+      out(dd, ch + k * N, mean, m2);
+    });
   }
-  for (; ch + N <= end; ch += N) FewPixelsMomentsStep<1>(dd, rows, ch, moments + (ch - begin));
-  for (; ch < end; ++ch) FewPixelsMomentsStep<1>(d1, rows, ch, moments + (ch - begin));
+  for (; ch + N <= end; ch += N) {
+    FewPixelsMomentsStep<1>(dd, rows, ch, [&](size_t, auto mean, auto m2) {
+      out(dd, ch, mean, m2);
+    });
+  }
+  for (; ch < end; ++ch) {
+    FewPixelsMomentsStep<1>(d1, rows, ch, [&](size_t, auto mean, auto m2) {
+      out(d1, ch, mean, m2);
+    });
+  }
 }
 
 // y of the `width` channels at rows.x of every row (the first of a block), with the block's
@@ -82,8 +94,12 @@ HWY_INLINE void FewPixelsNormalize(const FewPixelsRows& rows, const ChannelConst
 
 void FewPixelsMomentsF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
                          simdbn_moments* moments) {
+  const auto count = static_cast<double>(rows.pixels);
   FewPixelsMomentsRange(rows, static_cast<size_t>(begin), static_cast<size_t>(end),
-                        moments + begin);
+                        [&](auto d, size_t ch, auto mean, auto m2) {
+                          hn::StoreInterleaved3(hn::Set(d, count), mean, m2, d,
+                                                &moments[ch].count);
+                        });
 }
 
 // params with each array advanced by `first` channels: a block's view of them.
@@ -93,20 +109,37 @@ HWY_INLINE ChannelParams Advanced(const ChannelParams& p, size_t first) {
           at(p.running_mean), at(p.running_var), at(p.save_mean), at(p.save_invstd)};
 }
 
-// The block's constants stay in L1: arrays of c (as TrainWithMoments uses) would move 36 bytes
-// a channel more through L2 and L3 (written, read back, and read for ownership first).
+// The block's moments and constants stay in L1, in arrays of their own: arrays of c (as
+// TrainWithMoments uses) moved 36 bytes a channel more through L2 and L3 (written, read back,
+// and read for ownership first), and the interleaved simdbn_moments cost shuffles both ways
+// (1.13-1.2x without, N2_C1000 to N8_C4096).
 void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
                           const ChannelParams& params, float* y) {
-  simdbn_moments moments[kFewPixelsBlock];
+  HWY_ALIGN double mean[kFewPixelsBlock], m2[kFewPixelsBlock];
   HWY_ALIGN float center[kFewPixelsBlock], scale[kFewPixelsBlock], bias[kFewPixelsBlock];
   const ChannelConstants k{center, scale, bias};
-  const UniformReciprocals uniform = ReciprocalsOf(static_cast<double>(rows.pixels));
+  const auto count = static_cast<double>(rows.pixels);
+  const UniformReciprocals uniform = ReciprocalsOf(count);
   for (int64_t ch = begin; ch < end; ch += kFewPixelsBlock) {
-    const int64_t last = std::min(end, ch + kFewPixelsBlock);
-    const size_t b = static_cast<size_t>(ch), e = static_cast<size_t>(last);
-    FewPixelsMomentsRange(rows, b, e, moments);
-    FinalizeRange(Advanced(params, b), 0, e - b, moments, uniform, k);
-    FewPixelsNormalize({rows.x + b, rows.pixels, rows.c}, k, e - b, y + b);
+    const size_t b = static_cast<size_t>(ch);
+    const size_t width = static_cast<size_t>(std::min(end, ch + kFewPixelsBlock)) - b;
+    FewPixelsMomentsRange(rows, b, b + width, [&](auto d, size_t at, auto mean_v, auto m2_v) {
+      hn::Store(mean_v, d, mean + (at - b));
+      hn::Store(m2_v, d, m2 + (at - b));
+    });
+    const ChannelParams block = Advanced(params, b);
+    const hn::ScalableTag<double> dd;
+    const hn::CappedTag<double, 1> d1;
+    size_t j = 0;
+    for (; j + hn::Lanes(dd) <= width; j += hn::Lanes(dd)) {
+      FinalizeVector(dd, block, j, hn::Set(dd, count), hn::Load(dd, mean + j),
+                     hn::Load(dd, m2 + j), uniform, k);
+    }
+    for (; j < width; ++j) {
+      FinalizeVector(d1, block, j, hn::Set(d1, count), hn::Load(d1, mean + j),
+                     hn::Load(d1, m2 + j), uniform, k);
+    }
+    FewPixelsNormalize({rows.x + b, rows.pixels, rows.c}, k, width, y + b);
   }
 }
 
