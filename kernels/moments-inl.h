@@ -26,18 +26,24 @@ static_assert(HWY_MAX_BYTES / sizeof(double) <= static_cast<size_t>(kColumnPad),
 static_assert(8 * HWY_MAX_BYTES / sizeof(double) <= static_cast<size_t>(kRunStateDoubles),
               "a run state holds eight vectors of doubles");
 
-// x - shift for Lanes(dd) floats at p, widened first so that the difference is exact.
+// x - shift, of floats widened to double.
 template <class DD, class V = hn::Vec<DD>>
-HWY_INLINE V ShiftedLoad(DD dd, const float* HWY_RESTRICT p, V shift) {
-  const hn::Rebind<float, DD> df;
-  const V x = hn::PromoteTo(dd, hn::LoadU(df, p));
+HWY_INLINE V Shifted(DD dd, V x, V shift) {
 #if HWY_TARGET <= HWY_AVX2
   // x * 1 - shift rounds exactly like x - shift, but runs on the FMA ports, which the loop
   // leaves idle, instead of the adder ports that the conversion and the sums already fill.
   return hn::MulSub(x, hn::Set(dd, 1.0), shift);
 #else
+  (void)dd;
   return hn::Sub(x, shift);
 #endif
+}
+
+// x - shift for Lanes(dd) floats at p, widened first so that the difference is exact.
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE V ShiftedLoad(DD dd, const float* HWY_RESTRICT p, V shift) {
+  const hn::Rebind<float, DD> df;
+  return Shifted(dd, hn::PromoteTo(dd, hn::LoadU(df, p)), shift);
 }
 
 // x - shift for the first `count` (< Lanes(dd)) floats at p and 0 in the other lanes, without
@@ -267,12 +273,16 @@ template <class V>
 struct ShiftedMoments {
   V mean_shifted, m2;
 };
+// The same from mean_shifted = s1 / count.
 template <class DD, class V = hn::Vec<DD>>
-HWY_INLINE ShiftedMoments<V> MomentsOfSums(DD dd, V count, V s1, V s2) {
-  const V mean_shifted = hn::Div(s1, count);
+HWY_INLINE ShiftedMoments<V> MomentsOfQuotient(DD dd, V mean_shifted, V s1, V s2) {
   const V m2 = hn::Sub(s2, hn::Mul(s1, mean_shifted));
   // Rounding may take m2 a few ulp below 0; the comparison keeps NaN.
   return {mean_shifted, hn::IfThenZeroElse(hn::Lt(m2, hn::Zero(dd)), m2)};
+}
+template <class DD, class V = hn::Vec<DD>>
+HWY_INLINE ShiftedMoments<V> MomentsOfSums(DD dd, V count, V s1, V s2) {
+  return MomentsOfQuotient(dd, hn::Div(s1, count), s1, s2);
 }
 
 HWY_INLINE void FirstValuesAsShifts(const float* HWY_RESTRICT x, size_t known, size_t count,

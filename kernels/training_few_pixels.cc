@@ -3,6 +3,7 @@
 // normalization while its values are in cache (L1 up to 16 pixels, L2 up to 64).
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/training_few_pixels.cc"
@@ -21,8 +22,9 @@ namespace hn = hwy::HWY_NAMESPACE;
 // The moments of channels [ch, ch + K * Lanes(dd)) over the rows, each channel one chunk summed
 // about its first value as BatchMoments sums every chunk (moments.h); out(k, mean, m2) takes
 // those of vector k. K vectors at once: one vector's sums down the rows are a chain of
-// dependent additions.
-template <size_t K, class DD, class Out>
+// dependent additions. kPowerOfTwo: the count is a power of two, so that s1 times its exact
+// reciprocal rounds the same real number as the quotient does: the same bits, no divider.
+template <size_t K, bool kPowerOfTwo, class DD, class Out>
 HWY_INLINE void FewPixelsMomentsStep(DD dd, const FewPixelsRows& rows, size_t ch,
                                      const Out& out) {
   const hn::Rebind<float, DD> df;
@@ -32,10 +34,12 @@ HWY_INLINE void FewPixelsMomentsStep(DD dd, const FewPixelsRows& rows, size_t ch
   for (size_t k = 0; k < K; ++k) {
     const V first = hn::PromoteTo(dd, hn::LoadU(df, rows.x + ch + k * N));
     shift[k] = ShiftsFor(first);
-    s1[k] = hn::Zero(dd);
-    s2[k] = hn::Zero(dd);
+    // Row 0 from the values already loaded: the sums' bits are those of a loop from zero.
+    const V d = Shifted(dd, first, shift[k]);
+    s1[k] = hn::Add(hn::Zero(dd), d);
+    s2[k] = hn::MulAdd(d, d, hn::Zero(dd));
   }
-  for (size_t r = 0; r < static_cast<size_t>(rows.pixels); ++r) {
+  for (size_t r = 1; r < static_cast<size_t>(rows.pixels); ++r) {
     for (size_t k = 0; k < K; ++k) {
       const V d = ShiftedLoad(dd, rows.x + r * c + ch + k * N, shift[k]);
       s1[k] = hn::Add(s1[k], d);
@@ -43,36 +47,47 @@ HWY_INLINE void FewPixelsMomentsStep(DD dd, const FewPixelsRows& rows, size_t ch
     }
   }
   const V count = hn::Set(dd, static_cast<double>(rows.pixels));
+  const V per_value = hn::Set(dd, 1.0 / static_cast<double>(rows.pixels));
   for (size_t k = 0; k < K; ++k) {
-    const ShiftedMoments<V> chunk = MomentsOfSums(dd, count, s1[k], s2[k]);
+    const V mean_shifted = kPowerOfTwo ? hn::Mul(s1[k], per_value) : hn::Div(s1[k], count);
+    const ShiftedMoments<V> chunk = MomentsOfQuotient(dd, mean_shifted, s1[k], s2[k]);
     out(k, hn::Add(shift[k], chunk.mean_shifted), chunk.m2);
   }
 }
 
 // FewPixelsMomentsStep over channels [begin, end): out(d, ch, mean, m2) takes the moments of
 // the Lanes(d) channels from ch.
-template <class Out>
-HWY_INLINE void FewPixelsMomentsRange(const FewPixelsRows& rows, size_t begin, size_t end,
-                                      const Out& out) {
+template <bool kPowerOfTwo, class Out>
+HWY_INLINE void FewPixelsMomentsOf(const FewPixelsRows& rows, size_t begin, size_t end,
+                                   const Out& out) {
   const hn::ScalableTag<double> dd;
   const hn::CappedTag<double, 1> d1;
   const size_t N = hn::Lanes(dd);
   size_t ch = begin;
   for (; ch + 4 * N <= end; ch += 4 * N) {
-    FewPixelsMomentsStep<4>(dd, rows, ch, [&](size_t k, auto mean, auto m2) {
+    FewPixelsMomentsStep<4, kPowerOfTwo>(dd, rows, ch, [&](size_t k, auto mean, auto m2) {
       out(dd, ch + k * N, mean, m2);
     });
   }
   for (; ch + N <= end; ch += N) {
-    FewPixelsMomentsStep<1>(dd, rows, ch, [&](size_t, auto mean, auto m2) {
+    FewPixelsMomentsStep<1, kPowerOfTwo>(dd, rows, ch, [&](size_t, auto mean, auto m2) {
       out(dd, ch, mean, m2);
     });
   }
   for (; ch < end; ++ch) {
-    FewPixelsMomentsStep<1>(d1, rows, ch, [&](size_t, auto mean, auto m2) {
+    FewPixelsMomentsStep<1, kPowerOfTwo>(d1, rows, ch, [&](size_t, auto mean, auto m2) {
       out(d1, ch, mean, m2);
     });
   }
+}
+
+// FewPixelsMomentsOf, kPowerOfTwo chosen by the count.
+template <class Out>
+HWY_INLINE void FewPixelsMomentsRange(const FewPixelsRows& rows, size_t begin, size_t end,
+                                      const Out& out) {
+  const auto pixels = static_cast<uint64_t>(rows.pixels);
+  (pixels & (pixels - 1)) == 0 ? FewPixelsMomentsOf<true>(rows, begin, end, out)
+                               : FewPixelsMomentsOf<false>(rows, begin, end, out);
 }
 
 // y of the `width` channels at rows.x of every row (the first of a block), with the block's
@@ -109,6 +124,25 @@ HWY_INLINE ChannelParams Advanced(const ChannelParams& p, size_t first) {
           at(p.running_mean), at(p.running_var), at(p.save_mean), at(p.save_invstd)};
 }
 
+// FinalizeVector over the block's `width` channels, whose moments are mean and m2.
+template <bool kAllGiven>
+HWY_INLINE void FinalizeBlock(const ChannelParams& block, size_t width, const double* mean,
+                              const double* m2, const UniformReciprocals& uniform,
+                              const ChannelConstants& k) {
+  const hn::ScalableTag<double> dd;
+  const hn::CappedTag<double, 1> d1;
+  const auto per_value = hn::Set(dd, uniform.per_value), per_dof = hn::Set(dd, uniform.per_dof);
+  size_t j = 0;
+  for (; j + hn::Lanes(dd) <= width; j += hn::Lanes(dd)) {
+    FinalizeVector<kAllGiven>(dd, block, j, hn::Load(dd, mean + j), hn::Load(dd, m2 + j),
+                              per_value, per_dof, k);
+  }
+  for (; j < width; ++j) {
+    FinalizeVector<kAllGiven>(d1, block, j, hn::Load(d1, mean + j), hn::Load(d1, m2 + j),
+                              hn::Set(d1, uniform.per_value), hn::Set(d1, uniform.per_dof), k);
+  }
+}
+
 // The block's moments and constants stay in L1, in arrays of their own: arrays of c (as
 // TrainWithMoments uses) moved 36 bytes a channel more through L2 and L3 (written, read back,
 // and read for ownership first), and the interleaved simdbn_moments cost shuffles both ways
@@ -120,6 +154,8 @@ void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
   const ChannelConstants k{center, scale, bias};
   const auto count = static_cast<double>(rows.pixels);
   const UniformReciprocals uniform = ReciprocalsOf(count);
+  const bool all_given = params.gamma != nullptr && params.beta != nullptr &&
+                         params.running_mean != nullptr && params.running_var != nullptr;
   for (int64_t ch = begin; ch < end; ch += kFewPixelsBlock) {
     const size_t b = static_cast<size_t>(ch);
     const size_t width = static_cast<size_t>(std::min(end, ch + kFewPixelsBlock)) - b;
@@ -128,17 +164,8 @@ void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
       hn::Store(m2_v, d, m2 + (at - b));
     });
     const ChannelParams block = Advanced(params, b);
-    const hn::ScalableTag<double> dd;
-    const hn::CappedTag<double, 1> d1;
-    size_t j = 0;
-    for (; j + hn::Lanes(dd) <= width; j += hn::Lanes(dd)) {
-      FinalizeVector(dd, block, j, hn::Set(dd, count), hn::Load(dd, mean + j),
-                     hn::Load(dd, m2 + j), uniform, k);
-    }
-    for (; j < width; ++j) {
-      FinalizeVector(d1, block, j, hn::Set(d1, count), hn::Load(d1, mean + j),
-                     hn::Load(d1, m2 + j), uniform, k);
-    }
+    all_given ? FinalizeBlock<true>(block, width, mean, m2, uniform, k)
+              : FinalizeBlock<false>(block, width, mean, m2, uniform, k);
     FewPixelsNormalize({rows.x + b, rows.pixels, rows.c}, k, width, y + b);
   }
 }
