@@ -149,15 +149,17 @@ struct DxConstantsArgs {
 };
 bool ComputeDxConstants(const DxConstantsArgs& args);
 
-// By-pixel tensors of at most kMaxFewPixels pixels (partition.h): per block of channels, the
-// sums over the pixels in double, dx's constants (DxConstantsFor's operations), dx, then
-// dgamma and dbeta, while the block's values are in L1.
+// Tensors of at most kMaxFewPixels pixels (partition.h): per block of channels, the sums over
+// the pixels in double, dx's constants (DxConstantsFor's operations), dx, then dgamma and
+// dbeta, while the block's values are in L1. NCHW blocks go through by-pixel copies
+// (pixel_rows.h).
 struct FewPixelsArgs {
   BackwardTensors t;
   float* dgamma;  // nullable
   float* dbeta;   // nullable
   int64_t pixels, c;
   bool frozen;  // dx = dy * gamma * invstd
+  int64_t spatial = 0;  // 0: by pixel; else NCHW
 };
 // Channels [begin, end).
 void BackwardFewPixels(const FewPixelsArgs& args, int64_t begin, int64_t end);

@@ -18,6 +18,7 @@
 #include "kernels/backward.h"
 #include "kernels/dx_constants-inl.h"
 #include "kernels/partition.h"  // kFewPixelsBlock
+#include "kernels/pixel_rows.h"
 #include "kernels/to_f32-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -163,7 +164,43 @@ HWY_INLINE void FewPixelsBlockRun(const FewPixelsArgs& a, size_t begin, size_t w
   for (; j < width; ++j) FewPixelsChannelOutputs(dd1, a, begin + j, j, b);
 }
 
+// a with every per-channel array advanced by `first` channels.
+HWY_INLINE FewPixelsArgs AdvancedArgs(const FewPixelsArgs& a, size_t first) {
+  const auto at = [first](auto* p) { return p != nullptr ? p + first : p; };
+  FewPixelsArgs out = a;
+  out.t.gamma = at(a.t.gamma);
+  out.t.mean = a.t.mean + first;
+  out.t.invstd = a.t.invstd + first;
+  out.dgamma = at(a.dgamma);
+  out.dbeta = at(a.dbeta);
+  return out;
+}
+
+// NCHW (a.spatial != 0): x and dy of a block copied into by-pixel rows, dx computed over the
+// copy of dy and copied back.
+inline constexpr size_t kCopyFloats = 2048;
+static_assert(kCopyFloats / kMaxFewPixels >= 16, "a copy holds 16 channels at least");
+HWY_INLINE void FewPixelsNchw(const FewPixelsArgs& a, size_t begin, size_t end) {
+  HWY_ALIGN float x_rows[kCopyFloats], dy_rows[kCopyFloats];
+  for (size_t first = begin; first < end;) {
+    const size_t width = std::min(PixelRowsWidth(a.pixels, kCopyFloats), end - first);
+    const NchwBlock block{a.c, a.spatial, a.pixels, first, width};
+    ToPixelRows(a.t.x, block, x_rows);
+    ToPixelRows(a.t.dy, block, dy_rows);
+    FewPixelsArgs rows = AdvancedArgs(a, first);
+    rows.t.x = x_rows;
+    rows.t.dy = dy_rows;
+    rows.t.dx = dy_rows;
+    rows.c = static_cast<int64_t>(width);
+    rows.spatial = 0;
+    FewPixelsBlockRun(rows, 0, width);
+    FromPixelRows(dy_rows, block, a.t.dx);
+    first += width;
+  }
+}
+
 HWY_INLINE void FewPixelsRange(const FewPixelsArgs& a, size_t begin, size_t end) {
+  if (a.spatial != 0) return FewPixelsNchw(a, begin, end);
   for (size_t ch = begin; ch < end; ch += kBlock) {
     FewPixelsBlockRun(a, ch, std::min(kBlock, end - ch));
   }

@@ -37,6 +37,13 @@ inline constexpr int64_t kFewPixelsBlock = 256;
 // 1.02-1.33x (c = 2048 at 7x7: 68 -> 56 us), and 1.13-1.56x at 2 threads; at 98-196 pixels it
 // was 0.89-0.94x. Backward keeps 16: at 49-64 pixels its block plan measured 0.48-0.96x.
 inline constexpr int64_t kMaxFewPixelsTraining = 64;
+// NCHW tensors of at most kMaxNchwFewPixels pixels, in runs (images) of at most
+// kMaxNchwFewPixelsRun, take the same plan, a block of channels copied into by-pixel rows and
+// back: the NCHW plans pay a loop's start-up and a merge per channel and block, which the
+// copies beat up to there (1.04-3.5x at 1 thread, N = 1-12 with 2-16 values per image and
+// channel) but not at 32-64 pixels (0.71-0.93x) nor at N = 1 with 20-24 (0.76-0.9x).
+inline constexpr int64_t kMaxNchwFewPixels = 24;
+inline constexpr int64_t kMaxNchwFewPixelsRun = 16;
 
 // Channels per work item of such a tensor of `pixels` rows: about kItemElements values, a
 // whole number of 16 channels.

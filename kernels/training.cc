@@ -289,6 +289,10 @@ AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelCon
   return args;
 }
 
+FewPixelsRows RowsOf(const TrainingPlan& plan, const float* x) {
+  return {x, Pixels(plan.shape), plan.shape.c, plan.by_pixel ? 0 : plan.shape.spatial};
+}
+
 // Calls f(begin, end) over the channel ranges of plan.few_pixels' work items.
 template <class F>
 void ForFewPixelsItems(const TrainingPlan& plan, const simdbn_threading* threading, const F& f) {
@@ -305,7 +309,9 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
   p.by_pixel = p.shape.layout == SIMDBN_NHWC || p.shape.spatial == 1;
   p.constant_floats = static_cast<size_t>(3 * ConstantStride(p));
   if (Pixels(p.shape) == 0) return p;
-  if (p.by_pixel && Pixels(p.shape) <= kMaxFewPixelsTraining) {
+  if (p.by_pixel ? Pixels(p.shape) <= kMaxFewPixelsTraining
+                 : Pixels(p.shape) <= kMaxNchwFewPixels &&
+                       p.shape.spatial <= kMaxNchwFewPixelsRun) {
     p.few_pixels = true;
   } else if (p.by_pixel) {
     PlanNhwcItems(&p);
@@ -326,7 +332,7 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
 void BatchMoments(const TrainingPlan& plan, const float* x, double* stats,
                   simdbn_moments* moments, const simdbn_threading* threading) {
   if (plan.few_pixels) {
-    const FewPixelsRows rows{x, Pixels(plan.shape), plan.shape.c};
+    const FewPixelsRows rows = RowsOf(plan, x);
     ForFewPixelsItems(plan, threading, [&](int64_t begin, int64_t end) {
       FewPixelsMoments(rows, begin, end, moments);
     });
@@ -338,7 +344,7 @@ void BatchMoments(const TrainingPlan& plan, const float* x, double* stats,
 
 void TrainFewPixels(const TrainingPlan& plan, const float* x, const ChannelParams& params,
                     float* y, const simdbn_threading* threading) {
-  const FewPixelsRows rows{x, Pixels(plan.shape), plan.shape.c};
+  const FewPixelsRows rows = RowsOf(plan, x);
   ForFewPixelsItems(plan, threading, [&](int64_t begin, int64_t end) {
     FewPixelsTraining(rows, begin, end, params, y);
   });

@@ -50,8 +50,9 @@ inline constexpr int64_t kMaxGroup = 16;
 struct TrainingPlan {
   TensorShape shape;
   bool by_pixel = false;  // NHWC, or spatial == 1: rows are pixels of c channels
-  // By pixel with at most kMaxFewPixelsTraining pixels (partition.h): blocks of channels, each
-  // one's statistics and normalization in one go (FewPixelsTraining).
+  // By pixel with at most kMaxFewPixelsTraining pixels, or NCHW with at most
+  // kMaxNchwFewPixels in runs of at most kMaxNchwFewPixelsRun (partition.h): blocks of
+  // channels, each one's statistics and normalization in one go (FewPixelsTraining).
   bool few_pixels = false;
   bool fused = false;     // NCHW channels small enough for kFusedChannelBytes
   int64_t group_size = 1;  // fused channels per group
@@ -90,10 +91,13 @@ void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_mom
                       const ChannelParams& params, float* constants, float* y,
                       const simdbn_threading* threading);
 
-// The rows of a by-pixel tensor of few pixels.
+// The rows of a tensor of few pixels: by pixel (spatial == 0), pixel p of channel ch at
+// x[p * c + ch]; or NCHW, pixel p = i * spatial + j at x[(i * c + ch) * spatial + j], which
+// the kernels copy a block of channels at a time into by-pixel rows.
 struct FewPixelsRows {
   const float* x;
   int64_t pixels, c;
+  int64_t spatial = 0;
 };
 // moments[ch] for ch in [begin, end): each channel's values are one chunk (see moments.h).
 void FewPixelsMoments(const FewPixelsRows& rows, int64_t begin, int64_t end,

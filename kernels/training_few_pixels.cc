@@ -12,6 +12,7 @@
 #include "kernels/affine-inl.h"    // AffineStep
 #include "kernels/finalize-inl.h"  // FinalizeVector
 #include "kernels/moments-inl.h"   // ShiftedLoad
+#include "kernels/pixel_rows.h"
 #include "kernels/training.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -107,14 +108,32 @@ HWY_INLINE void FewPixelsNormalize(const FewPixelsRows& rows, const ChannelConst
   }
 }
 
+// NCHW rows (rows.spatial != 0) go through copies of at most kCopyFloats values.
+inline constexpr size_t kCopyFloats = 4096;
+static_assert(kCopyFloats / kMaxNchwFewPixels >= 16, "a copy holds 16 channels at least");
+HWY_INLINE NchwBlock BlockAt(const FewPixelsRows& rows, size_t first, size_t end) {
+  const size_t width = std::min(PixelRowsWidth(rows.pixels, kCopyFloats), end - first);
+  return {rows.c, rows.spatial, rows.pixels, first, width};
+}
+
 void FewPixelsMomentsF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
                          simdbn_moments* moments) {
   const auto count = static_cast<double>(rows.pixels);
-  FewPixelsMomentsRange(rows, static_cast<size_t>(begin), static_cast<size_t>(end),
-                        [&](auto d, size_t ch, auto mean, auto m2) {
-                          hn::StoreInterleaved3(hn::Set(d, count), mean, m2, d,
-                                                &moments[ch].count);
-                        });
+  const auto b = static_cast<size_t>(begin), e = static_cast<size_t>(end);
+  const auto store_to = [count](simdbn_moments* m) {
+    return [count, m](auto d, size_t ch, auto mean, auto m2) {
+      hn::StoreInterleaved3(hn::Set(d, count), mean, m2, d, &m[ch].count);
+    };
+  };
+  if (rows.spatial == 0) return FewPixelsMomentsRange(rows, b, e, store_to(moments));
+  HWY_ALIGN float buffer[kCopyFloats];
+  for (size_t first = b; first < e;) {
+    const NchwBlock block = BlockAt(rows, first, e);
+    ToPixelRows(rows.x, block, buffer);
+    FewPixelsMomentsRange({buffer, rows.pixels, static_cast<int64_t>(block.width)}, 0,
+                          block.width, store_to(moments + first));
+    first += block.width;
+  }
 }
 
 // params with each array advanced by `first` channels: a block's view of them.
@@ -147,8 +166,8 @@ HWY_INLINE void FinalizeBlock(const ChannelParams& block, size_t width, const do
 // TrainWithMoments uses) moved 36 bytes a channel more through L2 and L3 (written, read back,
 // and read for ownership first), and the interleaved simdbn_moments cost shuffles both ways
 // (1.13-1.2x without, N2_C1000 to N8_C4096).
-void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
-                          const ChannelParams& params, float* y) {
+HWY_INLINE void TrainPixelRows(const FewPixelsRows& rows, int64_t begin, int64_t end,
+                               const ChannelParams& params, float* y) {
   HWY_ALIGN double mean[kFewPixelsBlock], m2[kFewPixelsBlock];
   HWY_ALIGN float center[kFewPixelsBlock], scale[kFewPixelsBlock], bias[kFewPixelsBlock];
   const ChannelConstants k{center, scale, bias};
@@ -167,6 +186,23 @@ void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
     all_given ? FinalizeBlock<true>(block, width, mean, m2, uniform, k)
               : FinalizeBlock<false>(block, width, mean, m2, uniform, k);
     FewPixelsNormalize({rows.x + b, rows.pixels, rows.c}, k, width, y + b);
+  }
+}
+
+// NCHW rows a copy at a time, normalized in the copy (the same bits as by-pixel rows of the
+// same values: each channel's operations and their order are the same).
+void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
+                          const ChannelParams& params, float* y) {
+  if (rows.spatial == 0) return TrainPixelRows(rows, begin, end, params, y);
+  HWY_ALIGN float buffer[kCopyFloats];
+  const auto e = static_cast<size_t>(end);
+  for (size_t first = static_cast<size_t>(begin); first < e;) {
+    const NchwBlock block = BlockAt(rows, first, e);
+    const auto w = static_cast<int64_t>(block.width);
+    ToPixelRows(rows.x, block, buffer);
+    TrainPixelRows({buffer, rows.pixels, w}, 0, w, Advanced(params, first), buffer);
+    FromPixelRows(buffer, block, y);
+    first += block.width;
   }
 }
 

@@ -32,6 +32,9 @@ inline std::vector<simdbn_tensor_desc> PlanShapes() {
       {5, 9, 3, SIMDBN_NHWC, SIMDBN_F32},       // few pixels, c not a multiple of lanes
       {1, 2048, 49, SIMDBN_NHWC, SIMDBN_F32},   // flat period c, one row block: 4 pieces
       {1, 1000, 49, SIMDBN_NHWC, SIMDBN_F32},   // flat period 2c, one row block: 3 pieces
+      {1, 20000, 4, SIMDBN_NCHW, SIMDBN_F32},   // few pixels through by-pixel copies
+      {3, 301, 5, SIMDBN_NCHW, SIMDBN_F32},     // the same, 15 pixels, a short last copy
+                                                // (frozen: the fused pass)
   };
 }
 

@@ -209,7 +209,8 @@ TEST_P(BackwardTest, MisalignedPointers) {
         const Misalign mis{m, (m * 3) % 16, (m * 5) % 16, m + 1};
         for (const simdbn_tensor_desc d : {simdbn_tensor_desc{2, 17, 49, layout, SIMDBN_F32},
                                            simdbn_tensor_desc{3, 5, 1, layout, SIMDBN_F32},
-                                           simdbn_tensor_desc{2, 3, 70000, layout, SIMDBN_F32}}) {
+                                           simdbn_tensor_desc{2, 3, 70000, layout, SIMDBN_F32},
+                                           simdbn_tensor_desc{2, 301, 5, layout, SIMDBN_F32}}) {
           Problem p(d, frozen, mis);
           Problem::Options o;
           o.frozen = frozen;

@@ -191,7 +191,9 @@ TEST_P(MomentsTest, TrainingIsBatchMomentsThenTrainingWithMoments) {
                                        simdbn_tensor_desc{16, 3000, 1, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{3, 37, 5, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{1, 300, 49, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{64, 257, 1, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{64, 257, 1, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{2, 300, 12, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{1, 1001, 4, layout, SIMDBN_F32}}) {
       const std::vector<float> x = Data(d, 1e4, 4);
       const size_t c = static_cast<size_t>(d.c);
       std::vector<float> gamma(c), beta(c), rm(c, 0.5f), rv(c, 2.0f);

@@ -150,6 +150,7 @@ TEST_P(TrainingOneDnnTest, SameAsOneDnnOnNormalData) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{2, 64, 3136, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{5, 17, 49, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{32, 255, 7, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{3, 100, 4, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{8, 1001, 1, layout, SIMDBN_F32}}) {
       const size_t c = static_cast<size_t>(d.c);
       std::vector<float> x(Size(d)), gamma(c), beta(c);

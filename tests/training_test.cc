@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cache.h"
@@ -191,6 +192,18 @@ TEST_P(TrainingTest, FewPixels) {
   CheckCase({4, 25000, 1, SIMDBN_NHWC, SIMDBN_F32});
 }
 
+// NCHW tensors of at most 24 pixels in runs of at most 16 take the same plan through copies of
+// blocks of channels: runs of 2-16, blocks of 64-256 channels and their tails, and the shapes
+// just past (17 values in one image, 26 pixels), which take the NCHW plans.
+TEST_P(TrainingTest, FewPixelsNchw) {
+  for (const int64_t c : {2, 7, 63, 64, 65, 255, 256, 257, 1001}) {
+    for (const auto& [n, spatial] : std::vector<std::pair<int64_t, int64_t>>{
+             {1, 2}, {1, 4}, {2, 12}, {3, 8}, {12, 2}, {1, 16}, {1, 17}, {2, 13}}) {
+      CheckCase({n, c, spatial, SIMDBN_NCHW, SIMDBN_F32});
+    }
+  }
+}
+
 TEST_P(TrainingTest, MisalignedPointers) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const size_t m : {1, 2, 3, 5, 7}) {
@@ -198,6 +211,7 @@ TEST_P(TrainingTest, MisalignedPointers) {
       CheckCase({3, 5, 1, layout, SIMDBN_F32}, m, (m * 5) % 16, m + 1);
       CheckCase({5, 301, 1, layout, SIMDBN_F32}, m, (m * 11) % 16, m);
       CheckCase({2, 3, 70001, layout, SIMDBN_F32}, m, (m * 7) % 16, m);
+      CheckCase({2, 301, 5, layout, SIMDBN_F32}, m, (m * 13) % 16, m);
     }
   }
 }
@@ -206,7 +220,8 @@ TEST_P(TrainingTest, InPlaceMatchesOutOfPlace) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{2, 17, 49, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{2, 3, 150001, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{6, 1001, 1, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{6, 1001, 1, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{3, 1001, 4, layout, SIMDBN_F32}}) {
       Call out(d), in(d);
       ASSERT_EQ(SIMDBN_SUCCESS, out.Run());
       ASSERT_EQ(SIMDBN_SUCCESS,
@@ -395,7 +410,8 @@ TEST_P(TrainingTest, SameBitsForAnyThreading) {
                                        simdbn_tensor_desc{1, 2048, 81, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{3, 63, 500, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{2, 1000, 49, layout, SIMDBN_F32},
-                                       simdbn_tensor_desc{16, 8191, 1, layout, SIMDBN_F32}}) {
+                                       simdbn_tensor_desc{16, 8191, 1, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{2, 8191, 4, layout, SIMDBN_F32}}) {
       const simdbn_threading one{1, nullptr, nullptr}, all{0, nullptr, nullptr};
       TestPool pool;
       const simdbn_threading caller = WithTestPool(&pool);
