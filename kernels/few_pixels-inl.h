@@ -184,7 +184,7 @@ HWY_INLINE void FewPixelsNchw(const FewPixelsArgs& a, size_t begin, size_t end) 
   HWY_ALIGN float x_rows[kCopyFloats], dy_rows[kCopyFloats];
   for (size_t first = begin; first < end;) {
     const size_t width = std::min(PixelRowsWidth(a.pixels, kCopyFloats), end - first);
-    const NchwBlock block{a.c, a.spatial, a.pixels, first, width};
+    const NchwCopy block{a.c, a.spatial, a.pixels, first, width};
     ToPixelRows(a.t.x, block, x_rows);
     ToPixelRows(a.t.dy, block, dy_rows);
     FewPixelsArgs rows = AdvancedArgs(a, first);

@@ -14,9 +14,10 @@
 
 namespace simdbn {
 
-struct NchwBlock {
+// A copy of channels [first, first + width) of an NCHW tensor.
+struct NchwCopy {
   int64_t c, spatial, pixels;
-  size_t first, width;  // channels [first, first + width)
+  size_t first, width;
 };
 
 // Channels per copy of at most `floats` values: a multiple of 16, at most kFewPixelsBlock.
@@ -25,7 +26,8 @@ inline size_t PixelRowsWidth(int64_t pixels, size_t floats) {
   return std::min(static_cast<size_t>(kFewPixelsBlock), width);
 }
 
-inline void ToPixelRows(const float* HWY_RESTRICT x, const NchwBlock& b, float* HWY_RESTRICT rows) {
+inline void ToPixelRows(const float* HWY_RESTRICT x, const NchwCopy& b,
+                        float* HWY_RESTRICT rows) {
   const auto s = static_cast<size_t>(b.spatial), c = static_cast<size_t>(b.c);
   const size_t images = static_cast<size_t>(b.pixels) / s;
   for (size_t i = 0; i < images; ++i) {
@@ -37,7 +39,7 @@ inline void ToPixelRows(const float* HWY_RESTRICT x, const NchwBlock& b, float* 
   }
 }
 
-inline void FromPixelRows(const float* HWY_RESTRICT rows, const NchwBlock& b,
+inline void FromPixelRows(const float* HWY_RESTRICT rows, const NchwCopy& b,
                           float* HWY_RESTRICT y) {
   const auto s = static_cast<size_t>(b.spatial), c = static_cast<size_t>(b.c);
   const size_t images = static_cast<size_t>(b.pixels) / s;
