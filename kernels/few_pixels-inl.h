@@ -183,8 +183,8 @@ static_assert(kCopyFloats / kMaxFewPixels >= 16, "a copy holds 16 channels at le
 HWY_INLINE void FewPixelsNchw(const FewPixelsArgs& a, size_t begin, size_t end) {
   HWY_ALIGN float x_rows[kCopyFloats], dy_rows[kCopyFloats];
   for (size_t first = begin; first < end;) {
-    const size_t width = std::min(PixelRowsWidth(a.pixels, kCopyFloats), end - first);
-    const NchwCopy block{a.c, a.spatial, a.pixels, first, width};
+    const NchwCopy block = CopyAt(a.c, a.spatial, a.pixels, first, end, kCopyFloats);
+    const size_t width = block.width;
     ToPixelRows(a.t.x, block, x_rows);
     ToPixelRows(a.t.dy, block, dy_rows);
     FewPixelsArgs rows = AdvancedArgs(a, first);

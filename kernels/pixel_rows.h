@@ -20,36 +20,40 @@ struct NchwCopy {
   size_t first, width;
 };
 
-// Channels per copy of at most `floats` values: a multiple of 16, at most kFewPixelsBlock.
-inline size_t PixelRowsWidth(int64_t pixels, size_t floats) {
+// The copy of channels from `first` (before `end`) of at most `floats` values: a multiple of
+// 16 channels, at most kFewPixelsBlock, or the rest.
+inline NchwCopy CopyAt(int64_t c, int64_t spatial, int64_t pixels, size_t first, size_t end,
+                       size_t floats) {
   const size_t width = floats / static_cast<size_t>(pixels) / 16 * 16;
-  return std::min(static_cast<size_t>(kFewPixelsBlock), width);
+  return {c, spatial, pixels, first,
+          std::min({static_cast<size_t>(kFewPixelsBlock), width, end - first})};
+}
+
+// Calls f(run, column) for each channel of the copy in each image: the offsets of its run of
+// `spatial` values in the tensor and of the first of them in the copy (the next `width` on).
+template <class F>
+inline void ForEachRun(const NchwCopy& b, const F& f) {
+  const auto s = static_cast<size_t>(b.spatial), c = static_cast<size_t>(b.c);
+  const size_t images = static_cast<size_t>(b.pixels) / s;
+  for (size_t i = 0; i < images; ++i) {
+    for (size_t ch = 0; ch < b.width; ++ch) f((i * c + b.first + ch) * s, i * s * b.width + ch);
+  }
 }
 
 inline void ToPixelRows(const float* HWY_RESTRICT x, const NchwCopy& b,
                         float* HWY_RESTRICT rows) {
-  const auto s = static_cast<size_t>(b.spatial), c = static_cast<size_t>(b.c);
-  const size_t images = static_cast<size_t>(b.pixels) / s;
-  for (size_t i = 0; i < images; ++i) {
-    for (size_t ch = 0; ch < b.width; ++ch) {
-      const float* HWY_RESTRICT run = x + (i * c + b.first + ch) * s;
-      float* HWY_RESTRICT column = rows + i * s * b.width + ch;
-      for (size_t j = 0; j < s; ++j) column[j * b.width] = run[j];
-    }
-  }
+  const auto s = static_cast<size_t>(b.spatial);
+  ForEachRun(b, [&](size_t run, size_t column) {
+    for (size_t j = 0; j < s; ++j) rows[column + j * b.width] = x[run + j];
+  });
 }
 
 inline void FromPixelRows(const float* HWY_RESTRICT rows, const NchwCopy& b,
                           float* HWY_RESTRICT y) {
-  const auto s = static_cast<size_t>(b.spatial), c = static_cast<size_t>(b.c);
-  const size_t images = static_cast<size_t>(b.pixels) / s;
-  for (size_t i = 0; i < images; ++i) {
-    for (size_t ch = 0; ch < b.width; ++ch) {
-      float* HWY_RESTRICT run = y + (i * c + b.first + ch) * s;
-      const float* HWY_RESTRICT column = rows + i * s * b.width + ch;
-      for (size_t j = 0; j < s; ++j) run[j] = column[j * b.width];
-    }
-  }
+  const auto s = static_cast<size_t>(b.spatial);
+  ForEachRun(b, [&](size_t run, size_t column) {
+    for (size_t j = 0; j < s; ++j) y[run + j] = rows[column + j * b.width];
+  });
 }
 
 }  // namespace simdbn

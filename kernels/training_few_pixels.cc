@@ -111,10 +111,6 @@ HWY_INLINE void FewPixelsNormalize(const FewPixelsRows& rows, const ChannelConst
 // NCHW rows (rows.spatial != 0) go through copies of at most kCopyFloats values.
 inline constexpr size_t kCopyFloats = 4096;
 static_assert(kCopyFloats / kMaxNchwFewPixels >= 16, "a copy holds 16 channels at least");
-HWY_INLINE NchwCopy BlockAt(const FewPixelsRows& rows, size_t first, size_t end) {
-  const size_t width = std::min(PixelRowsWidth(rows.pixels, kCopyFloats), end - first);
-  return {rows.c, rows.spatial, rows.pixels, first, width};
-}
 
 void FewPixelsMomentsF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
                          simdbn_moments* moments) {
@@ -128,7 +124,7 @@ void FewPixelsMomentsF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
   if (rows.spatial == 0) return FewPixelsMomentsRange(rows, b, e, store_to(moments));
   HWY_ALIGN float buffer[kCopyFloats];
   for (size_t first = b; first < e;) {
-    const NchwCopy block = BlockAt(rows, first, e);
+    const NchwCopy block = CopyAt(rows.c, rows.spatial, rows.pixels, first, e, kCopyFloats);
     ToPixelRows(rows.x, block, buffer);
     FewPixelsMomentsRange({buffer, rows.pixels, static_cast<int64_t>(block.width)}, 0,
                           block.width, store_to(moments + first));
@@ -197,7 +193,7 @@ void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
   HWY_ALIGN float buffer[kCopyFloats];
   const auto e = static_cast<size_t>(end);
   for (size_t first = static_cast<size_t>(begin); first < e;) {
-    const NchwCopy block = BlockAt(rows, first, e);
+    const NchwCopy block = CopyAt(rows.c, rows.spatial, rows.pixels, first, e, kCopyFloats);
     const auto w = static_cast<int64_t>(block.width);
     ToPixelRows(rows.x, block, buffer);
     TrainPixelRows({buffer, rows.pixels, w}, 0, w, Advanced(params, first), buffer);
