@@ -246,21 +246,29 @@ void NhwcBatchMoments(const TrainingPlan& p, const float* x, double* stats,
     }
   });
   // Chunk by chunk: its row blocks' sums in order, then its moments merged column by column
-  // within a super-row. A fixed order.
-  for (int64_t k = 0; k < p.chunks; ++k) {
-    std::fill(sum1, sum1 + 2 * pad, 0.0);
-    const int64_t last = std::min(p.row_blocks, (k + 1) * p.blocks_per_chunk);
-    for (int64_t block = k * p.blocks_per_chunk; block < last; ++block) {
-      AddTo(partials + 2 * pad * block, partials + 2 * pad * block + pad, period, sum1, sum2);
+  // within a super-row. A fixed order per channel, whichever thread merges it: channels are
+  // independent, so threads take ranges of them (at N = 32, 7x7 and c = 2048 a single thread's
+  // merge was about a tenth of the statistics' time; split, they took 4-6% less at 2 threads).
+  const size_t merged_bytes = static_cast<size_t>(2 * pad * p.row_blocks) * sizeof(double);
+  ParallelForChannels(threading, c, kMergeChannels, merged_bytes, [&](int64_t c0, int64_t c1) {
+    const int64_t width = c1 - c0;
+    for (int64_t k = 0; k < p.chunks; ++k) {
+      const ChunkRows rows = RowsOfChunk(p, k);
+      const int64_t last = std::min(p.row_blocks, (k + 1) * p.blocks_per_chunk);
+      for (int64_t j = c0; j < period; j += c) {
+        std::fill(sum1 + j, sum1 + j + width, 0.0);
+        std::fill(sum2 + j, sum2 + j + width, 0.0);
+        for (int64_t block = k * p.blocks_per_chunk; block < last; ++block) {
+          const double* s1 = partials + 2 * pad * block + j;
+          AddTo(s1, s1 + pad, width, sum1 + j, sum2 + j);
+        }
+        MergeColumnSums(k == 0 && j == c0, width, static_cast<double>(rows.end - rows.first),
+                        std::clamp<int64_t>(rows.extra - j, 0, width), shifts + k * pad + j,
+                        sum1 + j, sum2 + j, reference + c0, total_count + c0, total_mean + c0,
+                        total_m2 + c0);
+      }
     }
-    const ChunkRows rows = RowsOfChunk(p, k);
-    const double* shift = shifts + k * pad;
-    for (int64_t j = 0; j < period; j += c) {
-      MergeColumnSums(k == 0 && j == 0, c, static_cast<double>(rows.end - rows.first),
-                      std::clamp<int64_t>(rows.extra - j, 0, c), shift + j, sum1 + j, sum2 + j,
-                      reference, total_count, total_mean, total_m2);
-    }
-  }
+  });
   InterleaveMoments(c, reference, total_count, total_mean, total_m2, moments);
 }
 

@@ -31,6 +31,9 @@ inline constexpr int64_t kMinPixelsPerItem = 32;
 // rows make small row blocks (32 pixels at c = 2048), and a merge per row block and column
 // (three divisions) made training 18-26% slower there than summing a chunk's blocks first.
 inline constexpr int64_t kChunkRows = kNchwBlockElements;
+// Channels per work item when the chunks' column sums are merged into moments: a multiple of
+// kColumnPad.
+inline constexpr int64_t kMergeChannels = 256;
 // NCHW channels up to this size, of at most kMaxFusedImages images, are normalized right after
 // their statistics, by the thread that computed them, while their data is still in its cache:
 // x is read from memory once. A channel of more images is that many short runs far apart,

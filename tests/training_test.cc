@@ -400,7 +400,8 @@ TEST_P(TrainingTest, SameBitsForAnyThreading) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     // Fused NCHW channels in groups, two-pass NCHW (read image by image, pieces, blocks of
     // images), NHWC super-rows, NHWC rows cut into pieces of columns (few wide rows; with a
-    // partial super-row), and few pixels in blocks of channels.
+    // partial super-row; enough row blocks that threads merge ranges of channels), and few
+    // pixels in blocks of channels.
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{4, 256, 784, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{8, 64, 3136, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{4, 3, 150001, layout, SIMDBN_F32},
@@ -410,6 +411,7 @@ TEST_P(TrainingTest, SameBitsForAnyThreading) {
                                        simdbn_tensor_desc{1, 2048, 81, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{3, 63, 500, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{2, 1000, 49, layout, SIMDBN_F32},
+                                       simdbn_tensor_desc{24, 1001, 49, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{16, 8191, 1, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{2, 8191, 4, layout, SIMDBN_F32}}) {
       const simdbn_threading one{1, nullptr, nullptr}, all{0, nullptr, nullptr};
