@@ -126,6 +126,10 @@ TEST_F(ForwardInferenceErrors, PartialOverlapIsRejected) {
                 simdbn_forward_inference(&desc, x.data(), out.data() + 3, bias.data(), nullptr,
                                          out.data(), 0, nullptr),
                 "scale");
+  ExpectFailure(SIMDBN_INVALID_ARGUMENT,
+                simdbn_forward_inference(&desc, x.data(), scale.data(), out.data() + kSize - 1,
+                                         nullptr, out.data(), 0, nullptr),
+                "bias");
   EXPECT_TRUE(out.Untouched());
 }
 
