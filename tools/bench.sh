@@ -119,3 +119,10 @@ echo "==> Benchmark took $((SECONDS - run_start))s"
   "$out_dir"/round*.json
 echo "==> Report: $out_dir/report.md, chart: $out_dir/speedup.png, raw: $out_dir/round*.json"
 echo "==> Total $((SECONDS - start))s"
+# A case that failed its run or its spot check of the results (listed above as they happened)
+# fails the job, the CI smoke run included: a wrong answer is not a benchmark result.
+errors=$(cat "$out_dir"/round*.log | grep -c "ERROR OCCURRED" || true)
+if ((errors)); then
+  echo "==> $errors case run(s) reported an error" >&2
+  exit 1
+fi

@@ -12,6 +12,9 @@ if [ "${1:-}" = "--sanitize" ]; then
   extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIMDBN_SANITIZE=ON -DSIMDBN_BUILD_BENCHMARKS=OFF)
 fi
 
+# In CI a warning fails the build.
+if [ "${CI:-}" = true ]; then extra+=(-DSIMDBN_WERROR=ON); fi
+
 bash tools/install_deps.sh
 cmake -S . -B "$build" -DSIMDBN_BUILD_TESTS=ON "${extra[@]}"
 cmake --build "$build" -j "$(nproc)"

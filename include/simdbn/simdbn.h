@@ -4,7 +4,8 @@
  *   inference: y = x * scale[c] + bias[c] (+ residual) (then ReLU if SIMDBN_RELU),
  *              with scale/bias from simdbn_fold_inference:
  *              scale = gamma / sqrt(var + eps), bias = beta - mean * scale.
- *   eps is added to the variance inside the square root (PyTorch, ONNX, oneDNN convention).
+ *   eps (finite, >= 0) is added to the variance inside the square root (PyTorch, ONNX, oneDNN
+ *   convention).
  *
  * Memory: NCHW stores x[(i * c + ch) * spatial + s]; NHWC stores x[(i * spatial + s) * c + ch].
  * spatial is H*W, D*H*W, L, or 1 for an (N, C) input. Element counts n * c * spatial must fit
