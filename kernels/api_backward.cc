@@ -44,6 +44,10 @@ constexpr size_t kChannelInCacheBytes = size_t{2} << 20;
 // 1.63x with 2-4 values, 0.96x with 5, 0.57-0.61x with 8 (1 thread, c = 2048-4096).
 constexpr int64_t kMaxFrozenCopiedRun = 4;
 
+// dx streams as for several threads even on one: ShouldStream's earlier threshold for a single
+// thread (kernels/cache.h) measured 0.75-1.56x on backward at 3.8 MiB tensors, no clear gain.
+constexpr int kBackwardThreads = kThreadsUnknown;
+
 // Reduction items hold at least this many values per channel they have a slot for, so their
 // partial sums (16 bytes per slot) stay below 1/64 of the data they summarize.
 constexpr int64_t kReduceValuesPerSlot = 128;
@@ -221,7 +225,7 @@ class Backward {
     args.n = r_.shape.n;
     args.c = c_;
     args.spatial = r_.shape.spatial;
-    args.stream = ShouldStream(3 * r_.shape.bytes, r_.shape.spatial);
+    args.stream = ShouldStream(3 * r_.shape.bytes, r_.shape.spatial, kBackwardThreads);
     ParallelFor(r_.threading, c_, 3 * r_.shape.bytes, [&](int64_t begin, int64_t end) {
       for (int64_t ch = begin; ch < end; ++ch) BackwardChannel(args, ch, &totals_[ch]);
     });
@@ -378,7 +382,8 @@ class Backward {
     args->c = c_;
     args->cols = cols_;
     args->stream =
-        ShouldStream(tensors_moved * r_.shape.bytes, by_pixel_ ? r_.shape.elements : cols_);
+        ShouldStream(tensors_moved * r_.shape.bytes, by_pixel_ ? r_.shape.elements : cols_,
+                     kBackwardThreads);
     const Partition partition(rows_, cols_);
     // Backwards through each range: after the reductions the end of the tensor is still in the
     // last-level cache, so the first part of this pass reads it from there (dx is elementwise:

@@ -117,7 +117,7 @@ extern "C" simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc
   args.relu = (flags & SIMDBN_RELU) != 0;
   const size_t traffic = shape.bytes * (residual != nullptr ? 3 : 2);
   // The partition's slices are runs of whole rows, or pieces of at least kItemElements / 2.
-  args.stream = simdbn::ShouldStream(traffic, shape.elements);
+  args.stream = simdbn::ShouldStream(traffic, shape.elements, simdbn::MaxThreads(threading));
 
   simdbn::Scratch scratch("simdbn_forward_inference");
   if (by_pixel) {

@@ -16,15 +16,24 @@ size_t LastLevelCacheBytes();
 // bandwidth with streaming, rows of 49 at 10%).
 inline constexpr int64_t kMinStreamRun = 1024;
 
-// Whether an output written in contiguous runs of `run_elements` should bypass the cache: when
-// the job's memory traffic exceeds half the last-level cache, the output would mostly be evicted
+// Whether an output written in contiguous runs of `run_elements` by at most `max_threads`
+// threads (MaxThreads: 1 the calling thread alone, 0 unknown) should bypass the cache: when the
+// job's memory traffic exceeds half the last-level cache, the output would mostly be evicted
 // before anyone reads it (the LLC also holds the weights, the next layer's other inputs and
 // other cores' data), and a normal store would first read every line it writes. Measured on a
 // shared 32 MiB L3 (inference and training, tensors of 8-15 MB: traffic 16-29 MB), streaming
 // stores were 1.1-1.8x as fast at 1 thread; at 2 threads 0.95-1.8x in a busy hour and 0.8-1.1x
-// in a quiet one. oneDNN streams every aligned output, whatever its size.
-inline bool ShouldStream(size_t traffic_bytes, int64_t run_elements) {
-  return traffic_bytes > LastLevelCacheBytes() / 2 && run_elements >= kMinStreamRun;
+// in a quiet one. One thread alone gains from 7/16 of the LLC already: at 15.3-16 MiB of
+// traffic (five shapes of 7.7-8 MB, both layouts) inference and training were 1.08-1.84x as
+// fast streaming at 1 thread, while at 2 threads streaming made most such shapes slower (up to
+// 2.4x), and at 11.5-12.3 MiB it was 0.85-1.2x. oneDNN streams every aligned output, whatever
+// its size.
+// max_threads where the threads are unknown or must not matter (a plan that decides bits).
+inline constexpr int kThreadsUnknown = 0;
+inline bool ShouldStream(size_t traffic_bytes, int64_t run_elements, int max_threads) {
+  const size_t llc = LastLevelCacheBytes();
+  const size_t threshold = max_threads == 1 ? llc / 16 * 7 : llc / 2;
+  return traffic_bytes > threshold && run_elements >= kMinStreamRun;
 }
 
 }  // namespace simdbn

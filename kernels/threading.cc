@@ -6,26 +6,28 @@
 
 namespace simdbn {
 
+int MaxThreads(const simdbn_threading* threading) {
+  const int requested = threading == nullptr ? 0 : threading->num_threads;
+  if (requested == 1) return 1;
+  if (threading != nullptr && threading->parallel_for != nullptr) return 0;
+  return requested == 0 ? omp_get_max_threads() : requested;
+}
+
 void RunItems(const simdbn_threading* threading, int64_t num_items, size_t traffic_bytes,
               simdbn_task_fn task, void* task_ctx) {
   if (num_items <= 0) return;
-  const int requested = threading == nullptr ? 0 : threading->num_threads;
+  const int max_threads = MaxThreads(threading);
   const int64_t useful =
       std::min<int64_t>(num_items, static_cast<int64_t>(traffic_bytes / kMinBytesPerThread));
-  if (requested == 1 || useful <= 1) {
+  if (max_threads == 1 || useful <= 1) {
     task(task_ctx, 0, num_items);
     return;
   }
-  if (threading != nullptr && threading->parallel_for != nullptr) {
+  if (max_threads == 0) {
     threading->parallel_for(threading->pool_ctx, num_items, task, task_ctx);
     return;
   }
-  const int available = requested == 0 ? omp_get_max_threads() : requested;
-  const int threads = static_cast<int>(std::min<int64_t>(available, useful));
-  if (threads <= 1) {
-    task(task_ctx, 0, num_items);
-    return;
-  }
+  const int threads = static_cast<int>(std::min<int64_t>(max_threads, useful));
 #pragma omp parallel num_threads(threads)
   {
     // Contiguous blocks keep each thread's memory streams sequential.

@@ -17,6 +17,10 @@ namespace simdbn {
 // halving it again made no consistent difference.
 inline constexpr size_t kMinBytesPerThread = size_t{128} << 10;
 
+// How many threads work of any size may run on: 1 for the calling thread alone, 0 when the
+// caller's parallel_for decides.
+int MaxThreads(const simdbn_threading* threading);
+
 // Runs task(task_ctx, begin, end) over sub-ranges covering [0, num_items) exactly once and
 // returns when all have run. traffic_bytes (what the whole job moves) decides how many threads
 // are worth using; one useful thread, or num_threads == 1, runs everything on the calling thread.

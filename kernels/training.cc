@@ -284,7 +284,7 @@ ChannelConstants ConstantsIn(const TrainingPlan& p, float* scratch) {
 
 // run_elements: how many consecutive outputs one call of the affine map writes at least.
 AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelConstants& k,
-                         float* y, int64_t run_elements) {
+                         float* y, int64_t run_elements, const simdbn_threading* threading) {
   AffineArgs args{};
   args.x = x;
   args.y = y;
@@ -293,7 +293,7 @@ AffineArgs NormalizeArgs(const TrainingPlan& p, const float* x, const ChannelCon
   args.bias = k.bias;
   args.c = p.shape.c;
   args.cols = p.by_pixel ? p.shape.c : p.shape.spatial;
-  args.stream = ShouldStream(2 * p.shape.bytes, run_elements);
+  args.stream = ShouldStream(2 * p.shape.bytes, run_elements, MaxThreads(threading));
   return args;
 }
 
@@ -328,11 +328,12 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
     const TensorShape& s = p.shape;
     const int64_t channel_bytes = Pixels(s) * static_cast<int64_t>(sizeof(float));
     p.group_size = std::clamp<int64_t>(kFusedGroupBytes / channel_bytes, 1, kMaxGroup);
-    // The affine map is called per image and group: group_size consecutive rows.
-    const bool cached = !ShouldStream(2 * s.bytes, s.elements);
+    // The affine map is called per image and group: group_size consecutive rows. The plan
+    // decides bits, so it is the same for any threads (judged as for several).
+    const bool cached = !ShouldStream(2 * s.bytes, s.elements, kThreadsUnknown);
     p.fused = static_cast<size_t>(channel_bytes) <= kFusedChannelBytes &&
               s.n <= kMaxFusedImages &&
-              (cached || ShouldStream(2 * s.bytes, p.group_size * s.spatial));
+              (cached || ShouldStream(2 * s.bytes, p.group_size * s.spatial, kThreadsUnknown));
   }
   return p;
 }
@@ -367,7 +368,7 @@ void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_mom
   if (s.elements == 0) return;
 
   // Partition slices: whole rows, or pieces of rows of at least kItemElements / 2.
-  AffineArgs args = NormalizeArgs(plan, x, k, y, s.elements);
+  AffineArgs args = NormalizeArgs(plan, x, k, y, s.elements, threading);
   if (plan.by_pixel) {
     for (float* values : {k.center, k.scale, k.bias}) ExtendPeriodic(values, s.c);
     args.period = PeriodOf(s.c);
@@ -386,7 +387,7 @@ void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams
   const TensorShape& s = plan.shape;
   const ChannelConstants k = ConstantsIn(plan, constants);
   const int64_t group_size = plan.group_size;
-  const AffineArgs args = NormalizeArgs(plan, x, k, y, group_size * s.spatial);
+  const AffineArgs args = NormalizeArgs(plan, x, k, y, group_size * s.spatial, threading);
   ParallelFor(threading, s.c, 2 * s.bytes, [&](int64_t begin, int64_t end) {
     // Channels go in groups, so that the per-channel step and the normalization calls are
     // vectorized and batched across the group. Software pipelining: the statistics of the next
