@@ -133,6 +133,21 @@ TEST_F(ForwardInferenceErrors, PartialOverlapIsRejected) {
   EXPECT_TRUE(out.Untouched());
 }
 
+#if !defined(__SANITIZE_ADDRESS__)  // ASan aborts on impossible allocations instead of failing
+TEST(ForwardInferenceOutOfMemory, ScratchThatCannotBeAllocated) {
+  // An (N, C) input of 2^53 channels: a valid request whose per-channel scratch needs 2^56
+  // bytes. Tensors that large cannot exist, so the pointers are addresses far enough apart for
+  // the overlap checks, never dereferenced: the allocation fails before any access.
+  const simdbn_tensor_desc d{1, int64_t{1} << 53, 1, SIMDBN_NHWC, SIMDBN_F32};
+  const auto at = [](uint64_t address) { return reinterpret_cast<float*>(address); };
+  ExpectFailure(SIMDBN_OUT_OF_MEMORY,
+                simdbn_forward_inference(&d, at(uint64_t{1} << 58), at(uint64_t{1} << 60),
+                                         at(uint64_t{1} << 61), nullptr, at(uint64_t{1} << 59),
+                                         0, nullptr),
+                "cannot allocate");
+}
+#endif
+
 class FoldErrors : public ::testing::Test {
  protected:
   FoldErrors() : gamma(kC), beta(kC), mean(kC), var(kC), scale(kC), bias(kC) {

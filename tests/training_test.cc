@@ -702,6 +702,24 @@ TEST_F(TrainingErrors, OverlapsAreRejected) {
   EXPECT_TRUE(big.Untouched());
 }
 
+#if !defined(__SANITIZE_ADDRESS__)  // ASan aborts on impossible allocations instead of failing
+TEST_F(TrainingErrors, ScratchThatCannotBeAllocated) {
+  // 72 pixels of 2^53 channels (more than the few-pixel plan takes, which needs no scratch): a
+  // valid request whose statistics need 2^56 bytes or more of scratch. Tensors that large
+  // cannot exist, so the pointers are addresses far enough apart for the overlap checks, never
+  // dereferenced: the allocation fails before any access.
+  const simdbn_tensor_desc d{72, int64_t{1} << 53, 1, SIMDBN_NHWC, SIMDBN_F32};
+  // x and y take 2^61.2 bytes each; the six per-channel arrays 2^55 each, between them.
+  const auto at = [](uint64_t address) { return reinterpret_cast<float*>(address); };
+  const auto channels = [&](uint64_t k) { return at((uint64_t{3} << 60) + (k << 56)); };
+  ExpectFailure(SIMDBN_OUT_OF_MEMORY,
+                simdbn_forward_training(&d, at(0x1000), channels(0), channels(1), kEps, kMomentum,
+                                        channels(2), channels(3), at(uint64_t{1} << 62),
+                                        channels(4), channels(5), nullptr),
+                "cannot allocate");
+}
+#endif
+
 TEST_F(TrainingErrors, ReducedPrecisionIsUnsupportedButStillValidated) {
   simdbn_tensor_desc d = desc;
   for (const simdbn_dtype dtype : {SIMDBN_BF16, SIMDBN_F16}) {
