@@ -267,7 +267,8 @@ def markdown(cases, contexts, errors, rows, llc):
                f"{', '.join(loads) or '?'}")
     out.append("- Traffic model: inference reads x and writes y (2 x tensor bytes); Copy copies x "
                "into y over the same threads (memcpy; non-temporal stores when x + y exceed half "
-               f"the LLC, as simdbn streams). GB/s = traffic / {stat} time.")
+               "the LLC, as simdbn streams on several threads; on one, simdbn streams from 7/16 "
+               f"of the LLC, where memcpy stayed faster). GB/s = traffic / {stat} time.")
     out.append("- speed-up = oneDNN time / simdbn time in the same layout (> 1: simdbn faster; "
                "**bold** < 1). % copy = library GB/s / copy GB/s (*italic* < 90%). vs "
                f"{blocked} = oneDNN in its native blocked layout {blocked} (bytes counted "
