@@ -76,7 +76,7 @@ void RegisterCopy(const Shape& shape, int threads) {
     float* y = Buffer(kOutput0, elements);
     const size_t bytes = elements * sizeof(float);
     // The library's rule for several threads (kernels/cache.h): stream when x and y fill more
-    // than half the LLC. Not its earlier one for a single thread: there memcpy (likely rep movsb,
+    // than half the LLC. Not its lower threshold for one thread: there memcpy (likely rep movsb,
     // which writes whole lines without reading them) copied 8 MB 12% faster than streaming.
     const bool stream = 2 * bytes > LastLevelCacheBytes() / 2;
     ParallelCopy(y, x, bytes, threads, stream);

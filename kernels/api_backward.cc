@@ -44,7 +44,7 @@ constexpr size_t kChannelInCacheBytes = size_t{2} << 20;
 // 1.63x with 2-4 values, 0.96x with 5, 0.57-0.61x with 8 (1 thread, c = 2048-4096).
 constexpr int64_t kMaxFrozenCopiedRun = 4;
 
-// dx streams as for several threads even on one: ShouldStream's earlier threshold for a single
+// dx streams as for several threads even on one: ShouldStream's lower threshold for a single
 // thread (kernels/cache.h) measured 0.75-1.56x on backward at 3.8 MiB tensors, no clear gain.
 constexpr int kBackwardThreads = kThreadsUnknown;
 
