@@ -247,8 +247,8 @@ void NhwcBatchMoments(const TrainingPlan& p, const float* x, double* stats,
   });
   // Chunk by chunk: its row blocks' sums in order, then its moments merged column by column
   // within a super-row. A fixed order per channel, whichever thread merges it: channels are
-  // independent, so threads take ranges of them (at N = 32, 7x7 and c = 2048 a single thread's
-  // merge was about a tenth of the statistics' time; split, they took 4-6% less at 2 threads).
+  // independent, so threads take ranges of them (at 7x7 and c = 2048 a single thread's merge was
+  // about a tenth of the statistics' time by perf; split, they took 4-6% less at 2 threads).
   const size_t merged_bytes = static_cast<size_t>(2 * pad * p.row_blocks) * sizeof(double);
   ParallelForChannels(threading, c, kMergeChannels, merged_bytes, [&](int64_t c0, int64_t c1) {
     const int64_t width = c1 - c0;
