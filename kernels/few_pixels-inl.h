@@ -177,13 +177,14 @@ HWY_INLINE FewPixelsArgs AdvancedArgs(const FewPixelsArgs& a, size_t first) {
 }
 
 // NCHW (a.spatial != 0): x and dy of a block copied into by-pixel rows, dx computed over the
-// copy of dy and copied back.
-inline constexpr size_t kCopyFloats = 2048;
-static_assert(kCopyFloats / kMaxFewPixels >= 16, "a copy holds 16 channels at least");
+// copy of dy and copied back. Two copies of kBackwardCopyFloats (training's single copy holds
+// kTrainingCopyFloats: distinct names, as both are inline variables of one namespace).
+inline constexpr size_t kBackwardCopyFloats = 2048;
+static_assert(kBackwardCopyFloats / kMaxFewPixels >= 16, "a copy holds 16 channels at least");
 HWY_INLINE void FewPixelsNchw(const FewPixelsArgs& a, size_t begin, size_t end) {
-  HWY_ALIGN float x_rows[kCopyFloats], dy_rows[kCopyFloats];
+  HWY_ALIGN float x_rows[kBackwardCopyFloats], dy_rows[kBackwardCopyFloats];
   for (size_t first = begin; first < end;) {
-    const NchwCopy block = CopyAt(a.c, a.spatial, a.pixels, first, end, kCopyFloats);
+    const NchwCopy block = CopyAt(a.c, a.spatial, a.pixels, first, end, kBackwardCopyFloats);
     const size_t width = block.width;
     ToPixelRows(a.t.x, block, x_rows);
     ToPixelRows(a.t.dy, block, dy_rows);

@@ -108,9 +108,10 @@ HWY_INLINE void FewPixelsNormalize(const FewPixelsRows& rows, const ChannelConst
   }
 }
 
-// NCHW rows (rows.spatial != 0) go through copies of at most kCopyFloats values.
-inline constexpr size_t kCopyFloats = 4096;
-static_assert(kCopyFloats / kMaxNchwFewPixels >= 16, "a copy holds 16 channels at least");
+// NCHW rows (rows.spatial != 0) go through copies of at most kTrainingCopyFloats values.
+inline constexpr size_t kTrainingCopyFloats = 4096;
+static_assert(kTrainingCopyFloats / kMaxNchwFewPixels >= 16,
+              "a copy holds 16 channels at least");
 
 void FewPixelsMomentsF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
                          simdbn_moments* moments) {
@@ -122,9 +123,10 @@ void FewPixelsMomentsF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
     };
   };
   if (rows.spatial == 0) return FewPixelsMomentsRange(rows, b, e, store_to(moments));
-  HWY_ALIGN float buffer[kCopyFloats];
+  HWY_ALIGN float buffer[kTrainingCopyFloats];
   for (size_t first = b; first < e;) {
-    const NchwCopy block = CopyAt(rows.c, rows.spatial, rows.pixels, first, e, kCopyFloats);
+    const NchwCopy block =
+        CopyAt(rows.c, rows.spatial, rows.pixels, first, e, kTrainingCopyFloats);
     ToPixelRows(rows.x, block, buffer);
     FewPixelsMomentsRange({buffer, rows.pixels, static_cast<int64_t>(block.width)}, 0,
                           block.width, store_to(moments + first));
@@ -190,10 +192,11 @@ HWY_INLINE void TrainPixelRows(const FewPixelsRows& rows, int64_t begin, int64_t
 void FewPixelsTrainingF32(const FewPixelsRows& rows, int64_t begin, int64_t end,
                           const ChannelParams& params, float* y) {
   if (rows.spatial == 0) return TrainPixelRows(rows, begin, end, params, y);
-  HWY_ALIGN float buffer[kCopyFloats];
+  HWY_ALIGN float buffer[kTrainingCopyFloats];
   const auto e = static_cast<size_t>(end);
   for (size_t first = static_cast<size_t>(begin); first < e;) {
-    const NchwCopy block = CopyAt(rows.c, rows.spatial, rows.pixels, first, e, kCopyFloats);
+    const NchwCopy block =
+        CopyAt(rows.c, rows.spatial, rows.pixels, first, e, kTrainingCopyFloats);
     const auto w = static_cast<int64_t>(block.width);
     ToPixelRows(rows.x, block, buffer);
     TrainPixelRows({buffer, rows.pixels, w}, 0, w, Advanced(params, first), buffer);
