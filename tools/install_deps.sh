@@ -3,8 +3,11 @@
 # only calls apt-get when a package is missing.
 set -euo pipefail
 
+# ocl-icd-opencl-dev: Debian's oneDNN is built with the OpenCL GPU runtime, so its CMake
+# package config calls find_package(OpenCL REQUIRED); apt-get only recommends it, and without it
+# the tests and benchmarks do not configure.
 packages=(cmake g++ make pkg-config libhwy-dev libgtest-dev libbenchmark-dev libdnnl-dev
-          python3 python3-matplotlib)
+          ocl-icd-opencl-dev python3 python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
