@@ -48,7 +48,11 @@ void PlanNhwcItems(TrainingPlan* p) {
   p->period_pad = RoundUp(p->period, kColumnPad);
   p->super_rows = pixels / k;
   p->tail_cols = pixels % k * c;
-  p->rows_per_item = std::max(kNhwcItemElements / p->period, (kMinPixelsPerItem + k - 1) / k);
+  const int64_t most_rows =
+      std::max(kNhwcItemElements / p->period, (kMinPixelsPerItem + k - 1) / k);
+  int64_t blocks = std::max<int64_t>(1, (p->super_rows + most_rows - 1) / most_rows);
+  if (blocks > kBalancedBlocks) blocks = RoundUp(blocks, kBalancedBlocks);
+  p->rows_per_item = std::max<int64_t>(1, (p->super_rows + blocks - 1) / blocks);
   p->row_blocks = std::max<int64_t>(1, (p->super_rows + p->rows_per_item - 1) / p->rows_per_item);
   const ColumnPieces pieces = PiecesOf(p->period, p->row_blocks, kColumnPad);
   p->col_pieces = pieces.count;
