@@ -335,8 +335,11 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
     // The affine map is called per image and group: group_size consecutive rows. The plan
     // decides bits, so it is the same for any threads (judged as for several).
     const bool cached = !ShouldStream(2 * s.bytes, s.elements, kThreadsUnknown);
-    p.fused = static_cast<size_t>(channel_bytes) <= kFusedChannelBytes &&
-              s.n <= kMaxFusedImages &&
+    const size_t llc = LastLevelCacheBytes();
+    const bool fused_images = s.n <= kMaxFusedImages ||
+                              (s.n <= kMaxFusedImagesBeyondLlc && 2 * s.bytes > llc) ||
+                              s.bytes > llc;
+    p.fused = static_cast<size_t>(channel_bytes) <= kFusedChannelBytes && fused_images &&
               (cached || ShouldStream(2 * s.bytes, p.group_size * s.spatial, kThreadsUnknown));
   }
   return p;

@@ -47,8 +47,14 @@ inline constexpr int64_t kMergeChannels = 256;
 // (measured, N=32: 14x14 in cache 0.47 ms against 0.59 fused; beyond it, 28x28 3.3 against
 // 4.8 ms). Nor when the output must bypass the cache but the runs of a group are too short
 // for streaming stores (kMinStreamRun). Either way the bits are the same (see BatchMoments).
+// Where the second read would come from DRAM, fusing pays for more images: up to
+// kMaxFusedImagesBeyondLlc once x and y exceed the LLC, and any number once x alone does
+// (measured at 56x56 and 112x112, in one process alternating the two plans, medians of 9-11:
+// N = 6-16 1.04-1.35x; N = 32 with c = 96-256 1.02-1.35x; but N = 32 with c = 64, whose x
+// fits in the LLC, 0.89-1.07x, and 4 < N <= 32 in the LLC 0.70-1.05x).
 inline constexpr size_t kFusedChannelBytes = size_t{1} << 20;
 inline constexpr int64_t kMaxFusedImages = 4;
+inline constexpr int64_t kMaxFusedImagesBeyondLlc = 16;
 // Fused channels go in groups of up to kMaxGroup channels of about this many bytes in all
 // (channels smaller than kFusedGroupBytes / kMaxGroup share one group).
 inline constexpr int64_t kFusedGroupBytes = int64_t{1} << 15;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cache.h"
 #include "simdbn/simdbn.h"
 #include "tests/reference.h"
 #include "tests/test_util.h"
@@ -176,10 +177,35 @@ TEST(Moments, EmptyTensorHasZeroMoments) {
   }
 }
 
-// simdbn_forward_training is simdbn_batch_moments followed by simdbn_forward_training_moments,
-// bit for bit, whichever way the shape is planned (fused NCHW against statistics read channel
-// by channel or image by image, in one block of images or two; two-pass NCHW; NHWC; few
-// pixels by pixel, a block of channels at a time).
+// simdbn_forward_training equals simdbn_batch_moments followed by
+// simdbn_forward_training_moments on d, bit for bit.
+void ExpectTrainingIsMomentsThenTraining(const simdbn_tensor_desc& d) {
+  const std::vector<float> x = Data(d, 1e4, 4);
+  const size_t c = static_cast<size_t>(d.c);
+  std::vector<float> gamma(c), beta(c), rm(c, 0.5f), rv(c, 2.0f);
+  FillNormal(gamma.data(), c, 5);
+  FillNormal(beta.data(), c, 6);
+  std::vector<float> y1(x.size()), mean1(c), inv1(c), rm1 = rm, rv1 = rv;
+  std::vector<float> y2(x.size()), mean2(c), inv2(c), rm2 = rm, rv2 = rv;
+  ASSERT_EQ(SIMDBN_SUCCESS, simdbn_forward_training(&d, x.data(), gamma.data(), beta.data(), kEps,
+                                                    kMomentum, rm1.data(), rv1.data(), y1.data(),
+                                                    mean1.data(), inv1.data(), nullptr));
+  const auto m = Moments(d, x.data());
+  ASSERT_EQ(SIMDBN_SUCCESS,
+            simdbn_forward_training_moments(&d, x.data(), m.data(), gamma.data(), beta.data(),
+                                            kEps, kMomentum, rm2.data(), rv2.data(), y2.data(),
+                                            mean2.data(), inv2.data(), nullptr))
+      << simdbn_last_error_message();
+  EXPECT_TRUE(SameBits(y1.data(), y2.data(), x.size())) << "n=" << d.n << " c=" << d.c;
+  EXPECT_TRUE(SameBits(mean1.data(), mean2.data(), c));
+  EXPECT_TRUE(SameBits(inv1.data(), inv2.data(), c));
+  EXPECT_TRUE(SameBits(rm1.data(), rm2.data(), c));
+  EXPECT_TRUE(SameBits(rv1.data(), rv2.data(), c));
+}
+
+// Whichever way the shape is planned: fused NCHW against statistics read channel by channel
+// or image by image, in one block of images or two; two-pass NCHW; NHWC; few pixels by pixel,
+// a block of channels at a time.
 TEST_P(MomentsTest, TrainingIsBatchMomentsThenTrainingWithMoments) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{5, 17, 49, layout, SIMDBN_F32},
@@ -194,30 +220,20 @@ TEST_P(MomentsTest, TrainingIsBatchMomentsThenTrainingWithMoments) {
                                        simdbn_tensor_desc{64, 257, 1, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{2, 300, 12, layout, SIMDBN_F32},
                                        simdbn_tensor_desc{1, 1001, 4, layout, SIMDBN_F32}}) {
-      const std::vector<float> x = Data(d, 1e4, 4);
-      const size_t c = static_cast<size_t>(d.c);
-      std::vector<float> gamma(c), beta(c), rm(c, 0.5f), rv(c, 2.0f);
-      FillNormal(gamma.data(), c, 5);
-      FillNormal(beta.data(), c, 6);
-      std::vector<float> y1(x.size()), mean1(c), inv1(c), rm1 = rm, rv1 = rv;
-      std::vector<float> y2(x.size()), mean2(c), inv2(c), rm2 = rm, rv2 = rv;
-      ASSERT_EQ(SIMDBN_SUCCESS, simdbn_forward_training(&d, x.data(), gamma.data(), beta.data(),
-                                                        kEps, kMomentum, rm1.data(), rv1.data(),
-                                                        y1.data(), mean1.data(), inv1.data(),
-                                                        nullptr));
-      const auto m = Moments(d, x.data());
-      ASSERT_EQ(SIMDBN_SUCCESS,
-                simdbn_forward_training_moments(&d, x.data(), m.data(), gamma.data(),
-                                                beta.data(), kEps, kMomentum, rm2.data(),
-                                                rv2.data(), y2.data(), mean2.data(), inv2.data(),
-                                                nullptr))
-          << simdbn_last_error_message();
-      EXPECT_TRUE(SameBits(y1.data(), y2.data(), x.size())) << "n=" << d.n << " c=" << d.c;
-      EXPECT_TRUE(SameBits(mean1.data(), mean2.data(), c));
-      EXPECT_TRUE(SameBits(inv1.data(), inv2.data(), c));
-      EXPECT_TRUE(SameBits(rm1.data(), rm2.data(), c));
-      EXPECT_TRUE(SameBits(rv1.data(), rv2.data(), c));
+      ExpectTrainingIsMomentsThenTraining(d);
     }
+  }
+}
+
+// NCHW beyond the LLC fuses channels of more images (kernels/training.h): 6 images once x and y
+// exceed it, 20 once x alone does.
+TEST_P(MomentsTest, TrainingBeyondTheCacheIsBatchMomentsThenTrainingWithMoments) {
+  const int64_t floats = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / sizeof(float));
+  const int64_t spatial = 1024;  // runs long enough to stream
+  for (const int64_t n : {6, 20}) {
+    const int64_t wanted = n == 6 ? floats / 2 : floats;  // x's size
+    ExpectTrainingIsMomentsThenTraining(
+        {n, wanted / (n * spatial) + 1, spatial, SIMDBN_NCHW, SIMDBN_F32});
   }
 }
 
