@@ -26,7 +26,7 @@ inline constexpr int64_t kMaxChunk = 64;
 // merge) stay small next to its data; the row blocks are then made of equal size, and their
 // number a multiple of kBalancedBlocks, so that 2 or 4 threads get equal shares. With 32
 // pixels per item at c = 2048 those sums were a quarter of the data's bytes: 128 pixels made
-// the statistics 1.17x as fast (N=32 at 7x7), and training at c = 960-2048 1.07-1.25x.
+// the statistics 1.10x as fast (N=32 at 7x7), and training at c = 960-2048 1.07-1.25x.
 inline constexpr int64_t kNhwcItemElements = int64_t{1} << 16;
 inline constexpr int64_t kMinPixelsPerItem = 128;
 inline constexpr int64_t kBalancedBlocks = 4;
@@ -51,7 +51,8 @@ inline constexpr int64_t kMergeChannels = 256;
 // kMaxFusedImagesBeyondLlc once x and y exceed the LLC, and any number once x alone does
 // (measured at 56x56 and 112x112, in one process alternating the two plans, medians of 9-11:
 // N = 6-16 1.04-1.35x; N = 32 with c = 96-256 1.02-1.35x; but N = 32 with c = 64, whose x
-// fits in the LLC, 0.89-1.07x, and 4 < N <= 32 in the LLC 0.70-1.05x).
+// fits in the LLC, 0.89-1.07x, and 4 < N <= 32 inside the LLC anywhere from 0.70x (14x14 and
+// 7x7) to 1.41x).
 inline constexpr size_t kFusedChannelBytes = size_t{1} << 20;
 inline constexpr int64_t kMaxFusedImages = 4;
 inline constexpr int64_t kMaxFusedImagesBeyondLlc = 16;
