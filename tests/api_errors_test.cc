@@ -139,7 +139,7 @@ TEST(ForwardInferenceOutOfMemory, ScratchThatCannotBeAllocated) {
   // bytes. Tensors that large cannot exist, so the pointers are addresses far enough apart for
   // the overlap checks, never dereferenced: the allocation fails before any access.
   const simdbn_tensor_desc d{1, int64_t{1} << 53, 1, SIMDBN_NHWC, SIMDBN_F32};
-  const auto at = [](uint64_t address) { return reinterpret_cast<float*>(address); };
+  const auto at = FakeAddress;
   ExpectFailure(SIMDBN_OUT_OF_MEMORY,
                 simdbn_forward_inference(&d, at(uint64_t{1} << 58), at(uint64_t{1} << 60),
                                          at(uint64_t{1} << 61), nullptr, at(uint64_t{1} << 59),

@@ -205,7 +205,7 @@ TEST_P(BackwardErrors, ScratchThatCannotBeAllocated) {
   // large cannot exist, so the pointers are addresses far enough apart for the overlap checks,
   // never dereferenced: the allocation fails before any access.
   simdbn_tensor_desc d{32, int64_t{1} << 53, 1, SIMDBN_NHWC, SIMDBN_F32};
-  const auto at = [](uint64_t address) { return reinterpret_cast<float*>(address); };
+  const auto at = FakeAddress;
   float* tensor = at(uint64_t{1} << 61);
   const Args a{&d,     tensor,  tensor,  nullptr, at(0x1000), at(uint64_t{1} << 62),
                tensor, nullptr, nullptr, nullptr};

@@ -99,6 +99,10 @@ inline bool SameBits(const float* a, const float* b, size_t n) {
   return std::memcmp(a, b, n * sizeof(float)) == 0;
 }
 
+// A pointer to `address`, for requests too large to exist whose checks fail before any access
+// (out-of-memory tests): never dereferenced.
+inline float* FakeAddress(uint64_t address) { return reinterpret_cast<float*>(address); }
+
 // Unit in the last place of an f32 value of magnitude |v| (the spacing of floats near v).
 inline long double Ulp(long double v) {
   const float f = static_cast<float>(std::fabs(static_cast<double>(v)));

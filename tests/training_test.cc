@@ -710,7 +710,7 @@ TEST_F(TrainingErrors, ScratchThatCannotBeAllocated) {
   // dereferenced: the allocation fails before any access.
   const simdbn_tensor_desc d{72, int64_t{1} << 53, 1, SIMDBN_NHWC, SIMDBN_F32};
   // x and y take 2^61.2 bytes each; the six per-channel arrays 2^55 each, between them.
-  const auto at = [](uint64_t address) { return reinterpret_cast<float*>(address); };
+  const auto at = FakeAddress;
   const auto channels = [&](uint64_t k) { return at((uint64_t{3} << 60) + (k << 56)); };
   ExpectFailure(SIMDBN_OUT_OF_MEMORY,
                 simdbn_forward_training(&d, at(0x1000), channels(0), channels(1), kEps, kMomentum,
