@@ -22,6 +22,7 @@
 #include "bench/bench_util.h"
 #include "bench/onednn.h"
 #include "bench/shapes.h"
+#include "kernels/cache.h"  // LastLevelCacheBytes
 #include "simdbn/simdbn.h"
 
 namespace simdbn_bench {
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
       for (const Op& op : Ops()) op.registrar(shape, threads);
     }
   }
-  benchmark::AddCustomContext("llc_bytes", std::to_string(LastLevelCacheBytes()));
+  benchmark::AddCustomContext("llc_bytes", std::to_string(simdbn::LastLevelCacheBytes()));
   benchmark::AddCustomContext("simdbn_target", simdbn_target_name());
   benchmark::AddCustomContext("onednn_version", OneDnnVersion());
   benchmark::AddCustomContext("blocked_layout", LayoutName(Layout::kBlocked));

@@ -5,10 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
-#include <unistd.h>
 
 #include "bench/onednn.h"
 
@@ -101,19 +99,6 @@ void ReportTraffic(benchmark::State& state, const Shape& shape, double tensors_m
 
 void SetLabel(benchmark::State& state, const Shape& shape, const std::string& implementation) {
   state.SetLabel(shape.net + ";" + implementation);
-}
-
-// sysfs first: in VMs glibc's sysconf can report the host's whole L3 (256 MiB on this EPYC guest,
-// whose sysfs says 32 MiB).
-size_t LastLevelCacheBytes() {
-  static const size_t bytes = [] {
-    std::ifstream sysfs("/sys/devices/system/cpu/cpu0/cache/index3/size");
-    size_t kib = 0;
-    if (sysfs >> kib && kib > 0) return kib << 10;
-    const long sysconf_bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    return sysconf_bytes > 0 ? static_cast<size_t>(sysconf_bytes) : size_t{32} << 20;
-  }();
-  return bytes;
 }
 
 float* Buffer(BufferId id, size_t elements) {

@@ -70,9 +70,6 @@ void RegisterComparison(const std::string& op, const Shape& shape, int threads,
                         const LayoutCase& simdbn, const LayoutCase& onednn);
 
 
-// Size of the last-level cache; the report flags cases whose traffic exceeds it.
-size_t LastLevelCacheBytes();
-
 // Process-wide 64-byte aligned buffers, grown on demand and reused by every case, so cases do not
 // pay for page faults and all libraries read the same bytes. Inputs hold a fixed pseudo-random
 // pattern that depends only on (id, index); nobody may write them. Outputs and scratch are

@@ -10,14 +10,16 @@
 #endif
 
 #include "bench/bench_util.h"
+#include "kernels/cache.h"      // ShouldStream
+#include "kernels/threading.h"  // kMinBytesPerThread
 
 namespace simdbn_bench {
 namespace {
 
-// Waking a thread for less than this costs more than it saves; without this floor the "ceiling"
-// for small tensors would be pool overhead, not bandwidth. The library's floor
-// (kernels/threading.h), so that both use the same threads.
-constexpr size_t kMinBytesPerThread = size_t{128} << 10;
+// Waking a thread for less than kMinBytesPerThread costs more than it saves; without that floor
+// the "ceiling" for small tensors would be pool overhead, not bandwidth. The library's own
+// floor, so that both use the same threads.
+using simdbn::kMinBytesPerThread;
 
 // A copy with non-temporal stores moves 2 bytes per byte copied instead of 3 (no read for
 // ownership of y). glibc's memcpy would decide this from sysconf's cache size, which
@@ -75,10 +77,11 @@ void RegisterCopy(const Shape& shape, int threads) {
     const float* x = Buffer(kInput0, elements);
     float* y = Buffer(kOutput0, elements);
     const size_t bytes = elements * sizeof(float);
-    // The library's rule for several threads (kernels/cache.h): stream when x and y fill more
-    // than half the LLC. Not its lower threshold for one thread: there memcpy (likely rep movsb,
-    // which writes whole lines without reading them) copied 8 MB 12% faster than streaming.
-    const bool stream = 2 * bytes > LastLevelCacheBytes() / 2;
+    // The library's rule for several threads: stream when x and y fill more than half the LLC.
+    // Not its lower threshold for one thread: there memcpy (likely rep movsb, which writes whole
+    // lines without reading them) copied 8 MB 12% faster than streaming.
+    const bool stream = simdbn::ShouldStream(2 * bytes, static_cast<int64_t>(elements),
+                                             simdbn::kThreadsUnknown);
     ParallelCopy(y, x, bytes, threads, stream);
     for (auto _ : state) {
       ParallelCopy(y, x, bytes, threads, stream);
