@@ -293,11 +293,9 @@ HWY_INLINE void AffineRowsFlat(const AffineArgs& a, int64_t row_begin, int64_t r
 // The two layouts over one partition slice (see partition.h).
 HWY_INLINE void AffineNchwSlice(const AffineArgs& args, const Slice& slice) {
   const size_t count = static_cast<size_t>(slice.col_end - slice.col_begin);
-  const bool whole_rows = slice.col_begin == 0 && slice.col_end == args.cols;
-  const bool flat = args.stream && whole_rows && args.cols >= kMaxLanes;
-  // Runs too short for streaming stores of their own (see kMinStreamRun) are stored normally.
+  const bool flat = FlatNchwSlice(args, slice);
   AffineArgs a = args;
-  a.stream = args.stream && (flat || static_cast<int64_t>(count) >= kMinStreamRun);
+  a.stream = StreamsNchwSlice(args, slice);
   WithAffineConfig(a, [&](auto cfg) {
     using Cfg = decltype(cfg);
     if constexpr (Cfg::kStream) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "kernels/cache.h"  // kMinStreamRun
 #include "kernels/partition.h"
 
 namespace simdbn {
@@ -32,6 +33,17 @@ struct AffineArgs {
 
 // NCHW: rows are (image, channel) pairs of `cols` = spatial elements.
 void AffineNchw(const AffineArgs& args, const Slice& slice);
+
+// How AffineNchw stores a slice: whole rows of at least a vector as one flat run, with
+// streaming stores if args.stream (see AffineRowsFlat); other runs stream only if they are long
+// enough to stream on their own (kMinStreamRun).
+inline bool FlatNchwSlice(const AffineArgs& a, const Slice& slice) {
+  return a.stream && slice.col_begin == 0 && slice.col_end == a.cols && a.cols >= kMaxLanes;
+}
+inline bool StreamsNchwSlice(const AffineArgs& a, const Slice& slice) {
+  return a.stream &&
+         (FlatNchwSlice(a, slice) || slice.col_end - slice.col_begin >= kMinStreamRun);
+}
 // NHWC (and any layout with spatial == 1): rows are pixels of `cols` = c elements.
 void AffineNhwc(const AffineArgs& args, const Slice& slice);
 

@@ -9,6 +9,7 @@
 #include "kernels/cache.h"
 #include "kernels/moments.h"
 #include "kernels/partition.h"
+#include "kernels/sums_while_normalizing.h"
 #include "kernels/threading.h"
 
 namespace simdbn {
@@ -109,6 +110,23 @@ void SumsOfBlock(const TrainingPlan& p, const float* x, int64_t ch, const Block&
   b->sums = ShiftedSums();
   AddRunSums(x + offset, block.images, c * spatial, block.len, b->shift,
              p.shape.elements - offset, &b->sums);
+}
+// SumsOfBlock of channel ch (the same bits) while channel `normalized` of the same block is
+// normalized by args, as AffineNchw would normalize it (see sums_while_normalizing.h).
+void SumsWhileNormalizing(const TrainingPlan& p, const AffineArgs& args, const float* x,
+                          int64_t ch, int64_t normalized, const Block& block, BlockSums* b) {
+  const int64_t c = p.shape.c, spatial = p.shape.spatial;
+  const int64_t offset = (block.image * c + ch) * spatial + block.col;
+  const int64_t row = block.image * c + normalized, other = row * spatial + block.col;
+  // Its runs stream as AffineNchw streams the slice of any one of them.
+  const Slice slice{row, row + 1, block.col, block.col + block.len};
+  b->shift = ShiftFor(x[offset]);
+  b->sums = ShiftedSums();
+  AddRunSumsWhileNormalizing(
+      x + offset, block.images, c * spatial, block.len, b->shift, p.shape.elements - offset,
+      &b->sums,
+      {args.x + other, args.y + other, args.center[normalized], args.scale[normalized],
+       args.bias[normalized], StreamsNchwSlice(args, slice)});
 }
 simdbn_moments MomentsOfBlock(const TrainingPlan& p, const float* x, int64_t ch,
                               const Block& block, const BlockSums& b) {
@@ -335,12 +353,9 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
     // The affine map is called per image and group: group_size consecutive rows. The plan
     // decides bits, so it is the same for any threads (judged as for several).
     const bool cached = !ShouldStream(2 * s.bytes, s.elements, kThreadsUnknown);
-    const size_t llc = LastLevelCacheBytes();
-    const bool fused_images = s.n <= kMaxFusedImages ||
-                              (s.n <= kMaxFusedImagesBeyondLlc && 2 * s.bytes > llc) ||
-                              s.bytes > llc;
-    p.fused = static_cast<size_t>(channel_bytes) <= kFusedChannelBytes && fused_images &&
-              (cached || ShouldStream(2 * s.bytes, p.group_size * s.spatial, kThreadsUnknown));
+    p.fused = static_cast<size_t>(channel_bytes) <= kFusedChannelBytes &&
+              (cached ? s.n <= kMaxFusedImages
+                      : ShouldStream(2 * s.bytes, p.group_size * s.spatial, kThreadsUnknown));
   }
   return p;
 }
@@ -399,8 +414,10 @@ void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams
     // Channels go in groups, so that the per-channel step and the normalization calls are
     // vectorized and batched across the group. Software pipelining: the statistics of the next
     // group are read from memory while this group is normalized from cache, block by block, so
-    // that one core keeps both its reads and its writes in flight. Each channel's blocks are
-    // still merged in block order: the grouping does not change any bit.
+    // that one core keeps both its reads and its writes in flight; groups of one channel (the
+    // large channels, as beyond the LLC) interleave the two every few vectors, which keeps
+    // them in flight at the same time (sums_while_normalizing.h). Each channel's blocks are
+    // still merged in block order: neither the grouping nor the interleaving changes any bit.
     simdbn_moments moments[kMaxGroup];
     BlockSums sums[kMaxGroup];
     const auto start_group = [&](int64_t first, int64_t last) {
@@ -430,6 +447,12 @@ void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams
       start_group(next_first, next_last);
       for (int64_t b = 0; b < plan.blocks; ++b) {
         const Block block = NchwBlock(plan, b);
+        if (group_size == 1 && next_first < next_last) {
+          SumsWhileNormalizing(plan, args, x, next_first, first, block, &sums[0]);
+          moments[0] = MergeMoments(moments[0],
+                                    MomentsOfBlock(plan, x, next_first, block, sums[0]));
+          continue;
+        }
         accumulate(next_first, next_last, block);
         // The group's rows of one image are consecutive: one call normalizes them all.
         for (int64_t image = block.image; image < block.image + block.images; ++image) {

@@ -40,22 +40,24 @@ inline constexpr int64_t kChunkRows = kNchwBlockElements;
 // Channels per work item when the chunks' column sums are merged into moments: a multiple of
 // kColumnPad.
 inline constexpr int64_t kMergeChannels = 256;
-// NCHW channels up to this size, of at most kMaxFusedImages images, are normalized right after
-// their statistics, by the thread that computed them, while their data is still in its cache:
-// x is read from memory once. A channel of more images is that many short runs far apart,
-// which the prefetchers follow poorly: reading the tensor twice in memory order is faster
-// (measured, N=32: 14x14 in cache 0.47 ms against 0.59 fused; beyond it, 28x28 3.3 against
-// 4.8 ms). Nor when the output must bypass the cache but the runs of a group are too short
-// for streaming stores (kMinStreamRun). Either way the bits are the same (see BatchMoments).
-// Where the second read would come from DRAM, fusing pays for more images: up to
-// kMaxFusedImagesBeyondLlc once x and y exceed the LLC, and any number once x alone does
-// (measured at 56x56 and 112x112, in one process alternating the two plans, medians of 9-11:
-// N = 6-16 1.04-1.35x; N = 32 with c = 96-256 1.02-1.35x; but N = 32 with c = 64, whose x
-// fits in the LLC, 0.89-1.07x, and 4 < N <= 32 inside the LLC anywhere from 0.70x (14x14 and
-// 7x7) to 1.41x).
-inline constexpr size_t kFusedChannelBytes = size_t{1} << 20;
+// NCHW channels up to this size are normalized right after their statistics, by the thread that
+// computed them, while their data is still in its cache: x is read from memory once. Either
+// way the bits are the same (see BatchMoments).
+// - Where the output stays in cache, only channels of at most kMaxFusedImages images: a channel
+//   of more images is that many short runs far apart, which the prefetchers follow poorly, and
+//   reading the tensor twice in memory order was faster (N=32 at 14x14: 0.47 ms against 0.59
+//   fused). With the lockstep below, fusing N = 8-32 in cache measured 0.85-1.23x: not taken.
+// - Where the output bypasses the cache (kernels/cache.h), any number of images, each run of
+//   the next channel summed in lockstep with the normalization of the channel before
+//   (sums_while_normalizing.h), but only if the runs are long enough to stream
+//   (kMinStreamRun): at 28x28 fusing N = 32-64 measured 0.74-0.98x. Alternating the plans on
+//   the same data, medians of 5-7 runs of 7-9 calls, 1 and 2 threads: N = 8-32 at 56x56 and
+//   112x112, 9.6-103 MB, 1.14-1.72x (one 0.99x); channels of 3.2 MB (N = 64 at 112x112, N = 16
+//   at 224x224) 1.12-1.42x. The channel must still be in the LLC when its normalization reads
+//   it, a channel's reading later on every thread: channels of 6.4 MB still gained 1.11-1.40x
+//   here (2 threads, 32 MiB), but a server core's share of its LLC is about 1.5-4 MB.
+inline constexpr size_t kFusedChannelBytes = size_t{1} << 22;
 inline constexpr int64_t kMaxFusedImages = 4;
-inline constexpr int64_t kMaxFusedImagesBeyondLlc = 16;
 // Fused channels go in groups of up to kMaxGroup channels of about this many bytes in all
 // (channels smaller than kFusedGroupBytes / kMaxGroup share one group).
 inline constexpr int64_t kFusedGroupBytes = int64_t{1} << 15;

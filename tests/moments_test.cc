@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cache.h"
@@ -225,13 +226,14 @@ TEST_P(MomentsTest, TrainingIsBatchMomentsThenTrainingWithMoments) {
   }
 }
 
-// NCHW beyond the LLC fuses channels of more images (kernels/training.h): 6 images once x and y
-// exceed it, 20 once x alone does.
+// NCHW beyond the LLC fuses channels of any number of images (kernels/training.h), each run
+// summed in lockstep with the normalization of the channel before: 6 and 20 images once x and
+// y exceed it, 20 once x alone does.
 TEST_P(MomentsTest, TrainingBeyondTheCacheIsBatchMomentsThenTrainingWithMoments) {
   const int64_t floats = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / sizeof(float));
   const int64_t spatial = 1024;  // runs long enough to stream
-  for (const int64_t n : {6, 20}) {
-    const int64_t wanted = n == 6 ? floats / 2 : floats;  // x's size
+  for (const auto& [n, wanted] : std::vector<std::pair<int64_t, int64_t>>{
+           {6, floats / 2}, {20, floats / 2}, {20, floats}}) {  // wanted: x's size
     ExpectTrainingIsMomentsThenTraining(
         {n, wanted / (n * spatial) + 1, spatial, SIMDBN_NCHW, SIMDBN_F32});
   }

@@ -168,12 +168,15 @@ TEST_P(TrainingTest, LargeChannels) {
 }
 
 // Outputs larger than the cache are written with non-temporal stores: fused NCHW channels in
-// groups of whole rows (one run across the rows of a group), NCHW channels whose groups are
+// groups of whole rows (one run across the rows of a group), fused channels of many images
+// (each run summed in lockstep with the normalization of the channel before; runs of odd
+// length, so that every run of y starts at another alignment), NCHW channels whose groups are
 // too short to stream (two passes instead), and NHWC.
 TEST_P(TrainingTest, LargerThanCacheStreams) {
   const int64_t floats = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4);
   const int64_t c = floats / 2 / (4 * 196) + 3;  // x + y exceed the cache
   CheckCase({4, c, 196, SIMDBN_NCHW, SIMDBN_F32}, 1, 3);
+  CheckCase({20, floats / 2 / (20 * 1027) + 1, 1027, SIMDBN_NCHW, SIMDBN_F32}, 1, 3);
   CheckCase({4, c, 196, SIMDBN_NHWC, SIMDBN_F32}, 1, 3);
   CheckCase({floats / 2 / (17 * 196) + 3, 17, 196, SIMDBN_NCHW, SIMDBN_F32}, 2, 5);
 }
