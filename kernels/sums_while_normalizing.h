@@ -1,10 +1,11 @@
 // The statistics of one channel's block read in lockstep with the normalization of another
-// channel's block of the same shape: fused NCHW training beyond the LLC (FusedTraining).
-// Reading the next channel from memory block by block, then normalizing this one from cache
-// block by block, keeps only reads or only writes in flight at a time; a core that interleaves
-// them every few vectors keeps both in flight, as inference does. Measured with N = 32 at 56x56
-// and 112x112, beyond the LLC: training took 1.20-1.33x the time of inference interleaved, and
-// 1.49-1.63x block by block.
+// channel's block of the same shape: fused NCHW training of large channels, one per group
+// (FusedTraining), as beyond the LLC. Reading the next channel from memory block by block, then
+// normalizing this one from cache block by block, keeps only reads or only writes in flight at
+// a time; a core that interleaves them every few vectors keeps both in flight, as inference
+// does. In a model of the two loops (N = 32 at 56x56 and 112x112, beyond the LLC, 1 and 2
+// threads), training took 1.20-1.33x the time of inference interleaved, 1.49-1.63x block by
+// block; in the library, 1.05-1.72x faster (docs/training.md).
 #ifndef SIMDBN_KERNELS_SUMS_WHILE_NORMALIZING_H_
 #define SIMDBN_KERNELS_SUMS_WHILE_NORMALIZING_H_
 
