@@ -39,13 +39,17 @@ inline std::vector<simdbn_tensor_desc> PlanShapes() {
 }
 
 // Traffic beyond the last-level cache, so that dx bypasses it with non-temporal stores: two
-// passes by row and by pixel, and the channel plan.
+// passes by row and by pixel, and the channel plan, with runs too short to stream and with runs
+// that stream (of odd length, so that every run of dx starts at another alignment and has a
+// head to peel).
 inline std::vector<simdbn_tensor_desc> LargerThanCacheShapes() {
-  const int64_t spatial = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4 / 6) + 5;
-  const int64_t images = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4 / 1000 / 196) + 1;
+  const int64_t floats = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4);
+  const int64_t spatial = floats / 6 + 5;
+  const int64_t images = floats / 1000 / 196 + 1;
   return {{1, 3, spatial, SIMDBN_NCHW, SIMDBN_F32},
           {1, 3, spatial, SIMDBN_NHWC, SIMDBN_F32},
-          {images, 1000, 196, SIMDBN_NCHW, SIMDBN_F32}};
+          {images, 1000, 196, SIMDBN_NCHW, SIMDBN_F32},
+          {20, floats / 4 / (20 * 1027) + 1, 1027, SIMDBN_NCHW, SIMDBN_F32}};
 }
 
 }  // namespace simdbn_test
