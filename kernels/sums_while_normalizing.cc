@@ -26,7 +26,6 @@ HWY_INLINE ShiftedSums SumsWhileNormalizing(const float* HWY_RESTRICT x, size_t 
   const hn::ScalableTag<float> df;
   const size_t chunk = 4 * hn::Lanes(dd);  // floats AddRun takes per step
   using Mem = std::conditional_t<Cfg::kStream, StreamMemory, PlainMemory>;
-  const auto m = hn::Set(df, o.center), s = hn::Set(df, o.scale), b = hn::Set(df, o.bias);
   const auto step = [&](auto dv, const auto& memory, const float* from, float* to) {
     return AffineStep<Cfg>(dv, memory, from, from, to, hn::Set(dv, o.center),
                            hn::Set(dv, o.scale), hn::Set(dv, o.bias));
@@ -44,12 +43,9 @@ HWY_INLINE ShiftedSums SumsWhileNormalizing(const float* HWY_RESTRICT x, size_t 
              if (done + chunk > len) return;
              if (chunk == 2 * hn::Lanes(df)) {
                // Both vectors loaded before either is stored (see WholeVectors).
-               const auto store0 = AffineStep<Cfg>(df, Mem(), from + done, from + done,
-                                                   to + done, m, s, b);
-               const auto store1 =
-                   AffineStep<Cfg>(df, Mem(), from + done + hn::Lanes(df),
-                                   from + done + hn::Lanes(df), to + done + hn::Lanes(df), m,
-                                   s, b);
+               const size_t next = done + hn::Lanes(df);
+               const auto store0 = step(df, Mem(), from + done, to + done);
+               const auto store1 = step(df, Mem(), from + next, to + next);
                store0();
                store1();
              } else {
