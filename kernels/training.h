@@ -52,7 +52,7 @@ inline constexpr int64_t kMergeChannels = 256;
 //   (sums_while_normalizing.h), but only if the runs are long enough to stream
 //   (kMinStreamRun): at 28x28 fusing N = 32-64 measured 0.74-0.98x. Alternating the plans on
 //   the same data, medians of 5-7 runs of 7-9 calls, 1 and 2 threads: N = 8-32 at 56x56 and
-//   112x112, 9.6-103 MB, 1.14-1.72x (one 0.99x); channels of 3.2 MB (N = 64 at 112x112, N = 16
+//   112x112, 9.6-103 MB, 1.09-1.66x (one 0.99x); channels of 3.2 MB (N = 64 at 112x112, N = 16
 //   at 224x224) 1.12-1.42x. The channel must still be in the LLC when its normalization reads
 //   it, a channel's reading later on every thread: channels of 6.4 MB still gained 1.11-1.40x
 //   here (2 threads, 32 MiB), but a server core's share of its LLC is about 1.5-4 MB.
