@@ -151,11 +151,17 @@ extern "C" simdbn_status simdbn_forward_training(const simdbn_tensor_desc* desc,
     SIMDBN_RETURN_IF_ERROR(scratch.Get(plan.stats_doubles, &stats));
     SIMDBN_RETURN_IF_ERROR(scratch.Get(static_cast<size_t>(shape.c), &moments));
   }
+  if (plan.image_by_image) {
+    SIMDBN_RETURN_IF_ERROR(
+        scratch.Get(static_cast<size_t>(shape.c * simdbn::kRunStateDoubles), &stats));
+  }
   const ChannelParams params{gamma,       beta,      eps,         momentum,
                              running_mean, running_var, save_mean, save_invstd};
   const float* xf = static_cast<const float*>(x);
   float* yf = static_cast<float*>(y);
-  if (plan.fused) {
+  if (plan.image_by_image) {
+    simdbn::FusedImageByImage(plan, xf, params, constants, stats, yf, threading);
+  } else if (plan.fused) {
     simdbn::FusedTraining(plan, xf, params, constants, yf, threading);
   } else if (plan.few_pixels) {
     simdbn::TrainFewPixels(plan, xf, params, yf, threading);

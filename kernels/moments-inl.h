@@ -96,7 +96,7 @@ struct NoOtherWork {
 };
 template <class DD, class V = hn::Vec<DD>, class Each = NoOtherWork>
 HWY_INLINE void AddRun(DD dd, const float* HWY_RESTRICT p, size_t len, V vs,
-                       RunAccumulators<DD>& a, size_t readable, const Each& each = Each()) {
+                       RunAccumulators<DD>& a, size_t readable, Each&& each = Each()) {
   const size_t N = hn::Lanes(dd);
   size_t i = 0;
   for (; i + 4 * N <= len; i += 4 * N) {
@@ -161,24 +161,29 @@ HWY_INLINE RunAccumulators<DD> LoadState(DD dd, const double* HWY_RESTRICT state
           hn::Load(dd, state + 6 * N), hn::Load(dd, state + 7 * N)};
 }
 
+template <class DD>
+HWY_INLINE void StoreState(DD dd, const RunAccumulators<DD>& a, double* HWY_RESTRICT state) {
+  const size_t N = hn::Lanes(dd);
+  hn::Store(a.s0, dd, state);
+  hn::Store(a.s1, dd, state + N);
+  hn::Store(a.s2, dd, state + 2 * N);
+  hn::Store(a.s3, dd, state + 3 * N);
+  hn::Store(a.q0, dd, state + 4 * N);
+  hn::Store(a.q1, dd, state + 5 * N);
+  hn::Store(a.q2, dd, state + 6 * N);
+  hn::Store(a.q3, dd, state + 7 * N);
+}
+
 // Adds row r < rows (at x + r * len, with shift shift[r]) to state + r * kRunStateDoubles:
 // consecutive channels of one image, read in memory order (and prefetched across rows).
 HWY_INLINE void ShiftedRowsToStates(const float* HWY_RESTRICT x, size_t rows, size_t len,
                                     const float* HWY_RESTRICT shift, double* HWY_RESTRICT state) {
   const hn::ScalableTag<double> dd;
-  const size_t N = hn::Lanes(dd);
   for (size_t r = 0; r < rows; ++r) {
     double* st = state + r * kRunStateDoubles;
     auto a = LoadState(dd, st);
     AddRun(dd, x + r * len, len, hn::Set(dd, shift[r]), a, (rows - r) * len);
-    hn::Store(a.s0, dd, st);
-    hn::Store(a.s1, dd, st + N);
-    hn::Store(a.s2, dd, st + 2 * N);
-    hn::Store(a.s3, dd, st + 3 * N);
-    hn::Store(a.q0, dd, st + 4 * N);
-    hn::Store(a.q1, dd, st + 5 * N);
-    hn::Store(a.q2, dd, st + 6 * N);
-    hn::Store(a.q3, dd, st + 7 * N);
+    StoreState(dd, a, st);
   }
 }
 

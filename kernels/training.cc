@@ -356,6 +356,15 @@ TrainingPlan PlanTraining(const TensorShape& shape) {
     p.fused = static_cast<size_t>(channel_bytes) <= kFusedChannelBytes &&
               (cached ? s.n <= kMaxFusedImages
                       : ShouldStream(2 * s.bytes, p.group_size * s.spatial, kThreadsUnknown));
+    if (!p.fused && !cached && p.piece_cols == 0 && s.spatial >= kMinImageRow) {
+      const int64_t group = std::min<int64_t>(kMaxChunk, kImageGroupBytes / channel_bytes);
+      if (group >= kMinImageGroup &&
+          ShouldStream(2 * s.bytes, group * s.spatial, kThreadsUnknown)) {
+        p.fused = true;
+        p.image_by_image = true;
+        p.group_size = group;
+      }
+    }
   }
   return p;
 }
@@ -400,6 +409,61 @@ void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_mom
   ParallelFor(threading, partition.size(), 2 * s.bytes, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       plan.by_pixel ? AffineNhwc(args, partition[item]) : AffineNchw(args, partition[item]);
+    }
+  });
+}
+
+void FusedImageByImage(const TrainingPlan& plan, const float* x, const ChannelParams& params,
+                       float* constants, double* states, float* y,
+                       const simdbn_threading* threading) {
+  const TensorShape& s = plan.shape;
+  const int64_t c = s.c, spatial = s.spatial;
+  const ChannelConstants k = ConstantsIn(plan, constants);
+  const AffineArgs args = NormalizeArgs(plan, x, k, y, plan.group_size * spatial, threading);
+  ParallelFor(threading, c, 2 * s.bytes, [&](int64_t begin, int64_t end) {
+    simdbn_moments moments[kMaxChunk];
+    float shift[kMaxChunk];
+    // The statistics of channels [first, last) (may be none), image by image as
+    // NchwMomentsImageByImage reads them, while channels [other, other_end) of the same image
+    // are normalized.
+    const auto read = [&](int64_t first, int64_t last, int64_t other, int64_t other_end) {
+      const int64_t count = last - first;
+      std::fill(moments, moments + count, simdbn_moments{0.0, 0.0, 0.0});
+      double* state = states + first * kRunStateDoubles;
+      for (int64_t b = 0; b < plan.blocks; ++b) {
+        const Block block = NchwBlock(plan, b);
+        std::fill(state, state + count * kRunStateDoubles, 0.0);
+        for (int64_t i = 0; i < count; ++i) {
+          shift[i] = ShiftFor(x[(block.image * c + first + i) * spatial]);
+        }
+        for (int64_t image = block.image; image < block.image + block.images; ++image) {
+          const int64_t row = image * c + other, at = row * spatial;
+          AddRowsToStatesWhileNormalizing(
+              x + (image * c + first) * spatial, count, spatial, shift, state,
+              {x + at, y + at, k.center + other, k.scale + other, k.bias + other,
+               other_end - other, StreamsNchwSlice(args, Slice{row, row + 1, 0, spatial})});
+        }
+        const double values = static_cast<double>(block.images * block.len);
+        for (int64_t i = 0; i < count; ++i) {
+          const ShiftedSums sums = SumsOfState(state + i * kRunStateDoubles);
+          moments[i] = MergeMoments(
+              moments[i], MomentsFromSums(values, OffsetOf(plan, x, first + i, shift[i]), sums));
+        }
+      }
+      for (int64_t ch = first; ch < last; ++ch) {
+        moments[ch - first] = Absolute(moments[ch - first], ReferenceOf(plan, x, ch));
+      }
+      if (count > 0) {
+        FinalizeChannels(params, first, last, moments, static_cast<double>(Pixels(s)), k);
+      }
+    };
+    int64_t first = begin, last = std::min(end, begin + plan.group_size);
+    read(first, last, 0, 0);
+    while (first < end) {
+      const int64_t next_last = std::min(end, last + plan.group_size);
+      read(last, next_last, first, last);
+      first = last;
+      last = next_last;
     }
   });
 }

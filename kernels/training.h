@@ -58,6 +58,21 @@ inline constexpr int64_t kMergeChannels = 256;
 //   here (2 threads, 32 MiB), but a server core's share of its LLC is about 1.5-4 MB.
 inline constexpr size_t kFusedChannelBytes = size_t{1} << 22;
 inline constexpr int64_t kMaxFusedImages = 4;
+// Beyond the LLC, channels whose runs are too short to stream alone (kMinStreamRun: 14x14 to
+// 28x28) are fused in groups of up to kImageGroupBytes (at least kMinImageGroup channels),
+// read image by image: per image the group is one contiguous run, where a channel alone is N
+// short runs far apart (fusing those measured 0.74-0.98x, above). The statistics of each group
+// are read in lockstep with the normalization of the group before, whose rows of the same
+// image are normalized as one run (sums_while_normalizing.h). Against the two-pass plan,
+// alternating builds in one session (medians of 5 runs of 7 calls, 1 / 2 threads): N = 32 at
+// 28x28, c = 192-512, 1.21-1.52x / 1.31-1.36x; N = 64 at 28x28 1.17 / 1.37x; N = 32 and 64 at
+// 14x14 1.30-1.44x / 1.18-1.32x; N = 16 at 24x24 0.96 / 1.30x; N = 32 at 17x17 1.03 / 1.32x.
+// Shorter rows lost at 1 thread (each row moves the channel's accumulators through memory):
+// 12x12 0.85x, 7x7 0.76x. Groups of 0.5 and 1 MiB did worse at N = 64 and 28x28 (two
+// channels per group of 0.5 MiB: 2.4x inference), 4 MiB no better.
+inline constexpr int64_t kImageGroupBytes = int64_t{1} << 21;
+inline constexpr int64_t kMinImageGroup = 4;
+inline constexpr int64_t kMinImageRow = 192;
 // Fused channels go in groups of up to kMaxGroup channels of about this many bytes in all
 // (channels smaller than kFusedGroupBytes / kMaxGroup share one group).
 inline constexpr int64_t kFusedGroupBytes = int64_t{1} << 15;
@@ -74,6 +89,9 @@ struct TrainingPlan {
   bool few_pixels = false;
   bool fused = false;     // NCHW channels small enough for kFusedChannelBytes
   int64_t group_size = 1;  // fused channels per group
+  // Fused groups read image by image (as AddRowsToStates reads them), each group's statistics
+  // in lockstep with the normalization of the group before: see FusedImageByImage.
+  bool image_by_image = false;
 
   // NCHW statistics: each channel is `blocks` blocks, each either `block_images` whole rows
   // (piece_cols == 0) or one piece of `piece_cols` elements of one row.
@@ -129,6 +147,13 @@ void FewPixelsTraining(const FewPixelsRows& rows, int64_t begin, int64_t end,
 // The whole of training forward for plan.few_pixels (non-empty).
 void TrainFewPixels(const TrainingPlan& plan, const float* x, const ChannelParams& params,
                     float* y, const simdbn_threading* threading);
+
+// FusedTraining of plan.image_by_image: groups of channels read image by image, the
+// statistics of each in lockstep with the normalization of the group before (the same bits).
+// states: c * kRunStateDoubles doubles, 64-byte aligned.
+void FusedImageByImage(const TrainingPlan& plan, const float* x, const ChannelParams& params,
+                       float* constants, double* states, float* y,
+                       const simdbn_threading* threading);
 
 // Statistics and normalization of each channel in one work item (plan.fused, non-empty).
 void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams& params,

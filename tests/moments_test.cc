@@ -228,7 +228,7 @@ TEST_P(MomentsTest, TrainingIsBatchMomentsThenTrainingWithMoments) {
 
 // NCHW beyond the LLC fuses channels of any number of images (kernels/training.h), each run
 // summed in lockstep with the normalization of the channel before: 6 and 20 images once x and
-// y exceed it, 20 once x alone does.
+// y exceed it, 20 once x alone does; and groups of channels of 28x28 and 17x17.
 TEST_P(MomentsTest, TrainingBeyondTheCacheIsBatchMomentsThenTrainingWithMoments) {
   const int64_t floats = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / sizeof(float));
   const int64_t spatial = 1024;  // runs long enough to stream
@@ -236,6 +236,13 @@ TEST_P(MomentsTest, TrainingBeyondTheCacheIsBatchMomentsThenTrainingWithMoments)
            {6, floats / 2}, {20, floats / 2}, {20, floats}}) {  // wanted: x's size
     ExpectTrainingIsMomentsThenTraining(
         {n, wanted / (n * spatial) + 1, spatial, SIMDBN_NCHW, SIMDBN_F32});
+  }
+  // Runs too short to stream alone: groups of channels read image by image, in one block of
+  // images and in two, rows of whole cache lines and not.
+  for (const auto& [n, len] :
+       std::vector<std::pair<int64_t, int64_t>>{{32, 784}, {48, 784}, {20, 289}}) {
+    ExpectTrainingIsMomentsThenTraining(
+        {n, floats / 2 / (n * len) + 1, len, SIMDBN_NCHW, SIMDBN_F32});
   }
 }
 

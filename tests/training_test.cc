@@ -181,6 +181,41 @@ TEST_P(TrainingTest, LargerThanCacheStreams) {
   CheckCase({floats / 2 / (17 * 196) + 3, 17, 196, SIMDBN_NCHW, SIMDBN_F32}, 2, 5);
 }
 
+// Beyond the LLC, channels of runs too short to stream alone (28x28, 17x17, 14x14) are fused in
+// groups read image by image (kernels/training.h), each group's rows normalized as one run
+// whose vectors straddle rows: one block of images and two (48 images of 28x28: 41 + 7),
+// misaligned, in place, and the same bits for any threading.
+TEST_P(TrainingTest, GroupsReadImageByImageBeyondTheCache) {
+  const int64_t floats = static_cast<int64_t>(simdbn::LastLevelCacheBytes() / 4);
+  for (const auto& [n, spatial] :
+       std::vector<std::pair<int64_t, int64_t>>{{32, 784}, {48, 784}, {32, 289}, {20, 196}}) {
+    const simdbn_tensor_desc d{n, floats / 2 / (n * spatial) + 1, spatial, SIMDBN_NCHW,
+                               SIMDBN_F32};
+    CheckCase(d, 1, 3, 1);
+    const simdbn_threading one{1, nullptr, nullptr};
+    TestPool pool;
+    const simdbn_threading caller = WithTestPool(&pool);
+    Call a(d), b(d), in(d);
+    ASSERT_EQ(SIMDBN_SUCCESS, a.Run(&one));
+    ASSERT_EQ(SIMDBN_SUCCESS, b.Run(&caller));
+    EXPECT_GT(pool.calls, 0) << Describe(d);
+    ASSERT_EQ(SIMDBN_SUCCESS,
+              simdbn_forward_training(&d, in.x.data(), in.gamma.data(), in.beta.data(), kEps,
+                                      kMomentum, in.running_mean.data(), in.running_var.data(),
+                                      in.x.data(), in.save_mean.data(), in.save_invstd.data(),
+                                      nullptr));
+    const size_t c = static_cast<size_t>(d.c);
+    EXPECT_TRUE(SameBits(a.y.data(), b.y.data(), Size(d))) << Describe(d);
+    EXPECT_TRUE(SameBits(a.y.data(), in.x.data(), Size(d))) << Describe(d);
+    for (const Call* other : {&b, &in}) {
+      EXPECT_TRUE(SameBits(a.save_mean.data(), other->save_mean.data(), c)) << Describe(d);
+      EXPECT_TRUE(SameBits(a.save_invstd.data(), other->save_invstd.data(), c)) << Describe(d);
+      EXPECT_TRUE(SameBits(a.running_mean.data(), other->running_mean.data(), c));
+      EXPECT_TRUE(SameBits(a.running_var.data(), other->running_var.data(), c));
+    }
+  }
+}
+
 // By-pixel tensors of at most 64 pixels (an (N, C) input with a small batch, N = 1 at 7x7) go
 // a block of 256 channels at a time: channel counts around the block and vector sizes, 2 to 64
 // pixels, and one past (65 pixels, the general plan).
