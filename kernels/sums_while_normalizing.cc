@@ -109,17 +109,21 @@ class FlatNormalizer {
       : o_(o), len_(len), total_(static_cast<size_t>(o.rows) * len) {
     if (total_ == 0) return;
     LoadRow();
-    pos_ = StreamPeel<Cfg>(o.y, total_);  // < Lanes <= len: within row 0
+    const size_t peel = StreamPeel<Cfg>(o.y, total_);
+    // A y that is not even float-aligned (out of contract) never streams: row by row in Finish.
+    if (peel >= len_) return;
+    pos_ = peel;  // < Lanes <= len: within row 0
     AffineRun<Cfg>(o.x, o.x, o.y, pos_, o.center[0], o.scale[0], o.bias[0]);
+    chunks_end_ = total_;
   }
 
   HWY_INLINE void operator()(size_t /* i */) {
-    if (pos_ + kChunk <= total_) Chunk();
+    if (pos_ + kChunk <= chunks_end_) Chunk();
   }
 
   // The rest of the run.
   HWY_INLINE void Finish() {
-    while (pos_ + kChunk <= total_) Chunk();
+    while (pos_ + kChunk <= chunks_end_) Chunk();
     while (pos_ < total_) {
       if (pos_ >= row_end_) NextRow();
       const size_t count = std::min(row_end_, total_) - pos_;
@@ -176,7 +180,7 @@ class FlatNormalizer {
   }
 
   const RowsToNormalize& o_;
-  size_t len_, total_, pos_ = 0;
+  size_t len_, total_, pos_ = 0, chunks_end_ = 0;
   size_t row_ = 0, row_end_ = len_;
   V center_ = hn::Zero(DF()), scale_ = hn::Zero(DF()), bias_ = hn::Zero(DF());
 };
