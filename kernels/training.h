@@ -68,8 +68,9 @@ inline constexpr int64_t kMaxFusedImages = 4;
 // 28x28, c = 192-512, 1.21-1.52x / 1.31-1.36x; N = 64 at 28x28 1.17 / 1.37x; N = 32 and 64 at
 // 14x14 1.30-1.44x / 1.18-1.32x; N = 16 at 24x24 0.96 / 1.30x; N = 32 at 17x17 1.03 / 1.32x.
 // Shorter rows lost at 1 thread (each row moves the channel's accumulators through memory):
-// 12x12 0.85x, 7x7 0.76x. Groups of 0.5 and 1 MiB did worse at N = 64 and 28x28 (two
-// channels per group of 0.5 MiB: 2.4x inference), 4 MiB no better.
+// 12x12 0.85x, 7x7 0.76x. With rows normalized one by one (the first version), groups of 0.5
+// and 1 MiB did worse at N = 64 and 28x28 (two channels per group of 0.5 MiB: 2.4x
+// inference), 4 MiB no better.
 inline constexpr int64_t kImageGroupBytes = int64_t{1} << 21;
 inline constexpr int64_t kMinImageGroup = 4;
 inline constexpr int64_t kMinImageRow = 192;
