@@ -144,6 +144,22 @@ void StorePartial(const simdbn_moments& m, double* partial) {
   partial[1] = m.m2;
 }
 
+// Channels [first, first + count) of block `block` read image by image (AddRowsToStates):
+// their run states zeroed and their shifts, each channel's first value in the block.
+void StartStates(const TrainingPlan& p, const float* x, const Block& block, int64_t first,
+                 int64_t count, float* shift, double* state) {
+  const int64_t c = p.shape.c, spatial = p.shape.spatial;
+  std::fill(state, state + count * kRunStateDoubles, 0.0);
+  for (int64_t i = 0; i < count; ++i) {
+    shift[i] = ShiftFor(x[(block.image * c + first + i) * spatial]);
+  }
+}
+// The moments of channel ch's block from its run state: those of MomentsOfBlock.
+simdbn_moments MomentsOfState(const TrainingPlan& p, const float* x, int64_t ch,
+                              const Block& block, float shift, const double* state) {
+  return MomentsOfBlock(p, x, ch, block, BlockSums{shift, SumsOfState(state)});
+}
+
 // Items of `chunk` channels of one block, image by image: the same moments as MomentsOfBlock.
 void NchwMomentsImageByImage(const TrainingPlan& p, const float* x, double* states,
                              double* partials, const simdbn_threading* threading) {
@@ -157,15 +173,13 @@ void NchwMomentsImageByImage(const TrainingPlan& p, const float* x, double* stat
       const Block block = NchwBlock(p, b);
       const float* rows = x + (block.image * c + first) * spatial;
       double* state = states + (b * c + first) * kRunStateDoubles;
-      std::fill(state, state + count * kRunStateDoubles, 0.0);
-      for (int64_t i = 0; i < count; ++i) shift[i] = ShiftFor(rows[i * spatial]);
+      StartStates(p, x, block, first, count, shift, state);
       for (int64_t image = 0; image < block.images; ++image) {
         AddRowsToStates(rows + image * c * spatial, count, spatial, shift, state);
       }
-      const double values = static_cast<double>(block.images * block.len);
       for (int64_t i = 0; i < count; ++i) {
-        const ShiftedSums sums = SumsOfState(state + i * kRunStateDoubles);
-        StorePartial(MomentsFromSums(values, OffsetOf(p, x, first + i, shift[i]), sums),
+        StorePartial(MomentsOfState(p, x, first + i, block, shift[i],
+                                    state + i * kRunStateDoubles),
                      PartialOf(p, partials, first + i, b));
       }
     }
@@ -413,6 +427,17 @@ void TrainWithMoments(const TrainingPlan& plan, const float* x, const simdbn_mom
   });
 }
 
+// A fused group's merged moments (about each channel's reference) made absolute, then every
+// per-channel output and constant of channels [first, last).
+void FinishGroup(const TrainingPlan& plan, const float* x, const ChannelParams& params,
+                 int64_t first, int64_t last, simdbn_moments* moments,
+                 const ChannelConstants& k) {
+  for (int64_t ch = first; ch < last; ++ch) {
+    moments[ch - first] = Absolute(moments[ch - first], ReferenceOf(plan, x, ch));
+  }
+  FinalizeChannels(params, first, last, moments, static_cast<double>(Pixels(plan.shape)), k);
+}
+
 void FusedImageByImage(const TrainingPlan& plan, const float* x, const ChannelParams& params,
                        float* constants, double* states, float* y,
                        const simdbn_threading* threading) {
@@ -420,6 +445,8 @@ void FusedImageByImage(const TrainingPlan& plan, const float* x, const ChannelPa
   const int64_t c = s.c, spatial = s.spatial;
   const ChannelConstants k = ConstantsIn(plan, constants);
   const AffineArgs args = NormalizeArgs(plan, x, k, y, plan.group_size * spatial, threading);
+  // Whole rows: streamed as AffineNchw streams a slice of them.
+  const bool stream = StreamsNchwSlice(args, Slice{0, 1, 0, spatial});
   ParallelFor(threading, c, 2 * s.bytes, [&](int64_t begin, int64_t end) {
     simdbn_moments moments[kMaxChunk];
     float shift[kMaxChunk];
@@ -432,30 +459,20 @@ void FusedImageByImage(const TrainingPlan& plan, const float* x, const ChannelPa
       double* state = states + first * kRunStateDoubles;
       for (int64_t b = 0; b < plan.blocks; ++b) {
         const Block block = NchwBlock(plan, b);
-        std::fill(state, state + count * kRunStateDoubles, 0.0);
-        for (int64_t i = 0; i < count; ++i) {
-          shift[i] = ShiftFor(x[(block.image * c + first + i) * spatial]);
-        }
+        StartStates(plan, x, block, first, count, shift, state);
         for (int64_t image = block.image; image < block.image + block.images; ++image) {
-          const int64_t row = image * c + other, at = row * spatial;
+          const int64_t at = (image * c + other) * spatial;
           AddRowsToStatesWhileNormalizing(
               x + (image * c + first) * spatial, count, spatial, shift, state,
               {x + at, y + at, k.center + other, k.scale + other, k.bias + other,
-               other_end - other, StreamsNchwSlice(args, Slice{row, row + 1, 0, spatial})});
+               other_end - other, stream});
         }
-        const double values = static_cast<double>(block.images * block.len);
         for (int64_t i = 0; i < count; ++i) {
-          const ShiftedSums sums = SumsOfState(state + i * kRunStateDoubles);
-          moments[i] = MergeMoments(
-              moments[i], MomentsFromSums(values, OffsetOf(plan, x, first + i, shift[i]), sums));
+          moments[i] = MergeMoments(moments[i], MomentsOfState(plan, x, first + i, block, shift[i],
+                                                               state + i * kRunStateDoubles));
         }
       }
-      for (int64_t ch = first; ch < last; ++ch) {
-        moments[ch - first] = Absolute(moments[ch - first], ReferenceOf(plan, x, ch));
-      }
-      if (count > 0) {
-        FinalizeChannels(params, first, last, moments, static_cast<double>(Pixels(s)), k);
-      }
+      if (count > 0) FinishGroup(plan, x, params, first, last, moments, k);
     };
     int64_t first = begin, last = std::min(end, begin + plan.group_size);
     read(first, last, 0, 0);
@@ -502,11 +519,7 @@ void FusedTraining(const TrainingPlan& plan, const float* x, const ChannelParams
     start_group(first, last);
     for (int64_t b = 0; b < plan.blocks; ++b) accumulate(first, last, NchwBlock(plan, b));
     while (first < end) {
-      for (int64_t ch = first; ch < last; ++ch) {
-        moments[ch - first] = Absolute(moments[ch - first], ReferenceOf(plan, x, ch));
-      }
-      FinalizeChannels(params, first, last, moments, static_cast<double>(Pixels(plan.shape)),
-                       k);
+      FinishGroup(plan, x, params, first, last, moments, k);
       const int64_t next_first = last, next_last = std::min(end, last + group_size);
       start_group(next_first, next_last);
       for (int64_t b = 0; b < plan.blocks; ++b) {
