@@ -29,78 +29,117 @@ inline UniformReciprocals ReciprocalsOf(double uniform_count) {
   return {1.0 / uniform_count, 1.0 / (uniform_count - 1.0)};
 }
 
-// Lanes(dd) channels from ch, whose moments are mean and m2 and whose counts have reciprocals
-// per_value (1 / count) and per_dof (1 / (count - 1)). The variances are m2 times those: two
-// roundings where a quotient would take one, but with one count for every channel the
-// reciprocals are computed once per call (a call with few pixels spent about a tenth of its
-// time on those two divisions per vector of channels). Only IEEE operations that round once
-// (no fused multiply-add): the bits are those of the scalar formula on every target, and the
-// same whether the reciprocals are computed once or per vector. kAllGiven: gamma, beta and
-// both running statistics are known to be given, so no vector tests for them (1.1x on the
-// step of few pixels, whose loop the instructions in flight bound).
-template <bool kAllGiven = false, class DD, class V = hn::Vec<DD>>
-HWY_INLINE void FinalizeVector(DD dd, const ChannelParams& p, size_t ch, V mean, V m2,
-                               V per_value, V per_dof, const ChannelConstants& k) {
-  const hn::Rebind<float, DD> df;
-  const V one = hn::Set(dd, 1.0);
-  const bool has_gamma = kAllGiven || p.gamma != nullptr;
-  const bool has_beta = kAllGiven || p.beta != nullptr;
-  const bool has_running_mean = kAllGiven || p.running_mean != nullptr;
-  const bool has_running_var = kAllGiven || p.running_var != nullptr;
-  // Every input before any output.
-  const V gamma = has_gamma ? hn::PromoteTo(dd, hn::LoadU(df, p.gamma + ch)) : one;
-  // beta is stored as read: its round trip through double would give the same bits.
-  const auto beta = has_beta ? hn::LoadU(df, p.beta + ch) : hn::Zero(df);
-  const V running_mean =
-      has_running_mean ? hn::PromoteTo(dd, hn::LoadU(df, p.running_mean + ch)) : hn::Zero(dd);
-  const V running_var =
-      has_running_var ? hn::PromoteTo(dd, hn::LoadU(df, p.running_var + ch)) : hn::Zero(dd);
+// What the step takes in double, each rounded once to f32: the mean, var + eps (var = m2 /
+// count, biased), the unbiased variance m2 / (count - 1) and the updated running mean (in
+// double because its two terms may cancel; the running variance's are both >= 0). The
+// variances are m2 times the reciprocals: two roundings where a quotient would take one, but
+// with one count for every channel the reciprocals are computed once per call. The rest of the
+// step is in f32: with few pixels the step is most of a call, and the conversions between
+// double and f32 were most of the step (1.3-1.45x on N2_C4096_S1 against widening gamma, beta
+// and the running statistics to double and narrowing the outputs back).
+template <class DF>
+struct StepInputs {
+  hn::Vec<DF> mean, var_eps, unbiased, running_mean;
+};
 
-  const V momentum = hn::Set(dd, static_cast<double>(p.momentum));
-  const V keep = hn::Sub(one, momentum);
-  const V variance = hn::Mul(m2, per_value);
-  const V eps = hn::Set(dd, static_cast<double>(p.eps));
-  const V invstd = hn::Div(one, hn::Sqrt(hn::Add(variance, eps)));
-  if (has_running_mean) {
-    const V updated = hn::Add(hn::Mul(keep, running_mean), hn::Mul(momentum, mean));
-    hn::StoreU(ToF32(df, updated), df, p.running_mean + ch);
+// The inputs of Lanes(dd) channels from ch, whose moments are mean and m2. Reads running_mean
+// (an input too) and writes nothing.
+template <bool kAllGiven, class DD, class V = hn::Vec<DD>>
+HWY_INLINE StepInputs<hn::Rebind<float, DD>> InputsOf(DD dd, const ChannelParams& p, size_t ch,
+                                                      V mean, V m2, V per_value, V per_dof) {
+  const hn::Rebind<float, DD> df;
+  const V var_eps = hn::Add(hn::Mul(m2, per_value), hn::Set(dd, static_cast<double>(p.eps)));
+  StepInputs<hn::Rebind<float, DD>> in{ToF32(df, mean), ToF32(df, var_eps), hn::Zero(df),
+                                       hn::Zero(df)};
+  if (kAllGiven || p.running_var != nullptr) in.unbiased = ToF32(df, hn::Mul(m2, per_dof));
+  if (kAllGiven || p.running_mean != nullptr) {
+    const V momentum = hn::Set(dd, static_cast<double>(p.momentum));
+    const V keep = hn::Sub(hn::Set(dd, 1.0), momentum);
+    const V running = hn::PromoteTo(dd, hn::LoadU(df, p.running_mean + ch));
+    in.running_mean = ToF32(df, hn::Add(hn::Mul(keep, running), hn::Mul(momentum, mean)));
   }
+  return in;
+}
+
+#if HWY_TARGET != HWY_SCALAR
+// Two halves' inputs as one vector of twice their lanes.
+template <class DF>
+HWY_INLINE StepInputs<DF> Combined(DF df, const StepInputs<hn::Half<DF>>& lo,
+                                   const StepInputs<hn::Half<DF>>& hi) {
+  return {hn::Combine(df, hi.mean, lo.mean), hn::Combine(df, hi.var_eps, lo.var_eps),
+          hn::Combine(df, hi.unbiased, lo.unbiased),
+          hn::Combine(df, hi.running_mean, lo.running_mean)};
+}
+#endif
+
+// Lanes(df) channels from ch, whose inputs are `in`. Only IEEE operations that round once (no
+// fused multiply-add): the same bits on every target and for any grouping of channels into
+// vectors. kAllGiven: gamma, beta and both running statistics are known to be given, so no
+// vector tests for them (1.1x on the step of few pixels, whose loop the instructions in flight
+// bound).
+template <bool kAllGiven, class DF, class V = hn::Vec<DF>>
+HWY_INLINE void FinalizeVector(DF df, const ChannelParams& p, size_t ch,
+                               const StepInputs<DF>& in, const ChannelConstants& k) {
+  const V one = hn::Set(df, 1.0f);
+  // Every input before any output: gamma or beta may be an output array.
+  const V gamma = kAllGiven || p.gamma != nullptr ? hn::LoadU(df, p.gamma + ch) : one;
+  const V beta = kAllGiven || p.beta != nullptr ? hn::LoadU(df, p.beta + ch) : hn::Zero(df);
+  const bool has_running_var = kAllGiven || p.running_var != nullptr;
+  const V running_var = has_running_var ? hn::LoadU(df, p.running_var + ch) : hn::Zero(df);
+
+  const V invstd = hn::Div(one, hn::Sqrt(in.var_eps));
+  if (kAllGiven || p.running_mean != nullptr) hn::StoreU(in.running_mean, df, p.running_mean + ch);
   if (has_running_var) {
-    const V unbiased = hn::Mul(m2, per_dof);
-    const V updated = hn::Add(hn::Mul(keep, running_var), hn::Mul(momentum, unbiased));
-    hn::StoreU(ToF32(df, updated), df, p.running_var + ch);
+    const V momentum = hn::Set(df, p.momentum);
+    const V keep = hn::Set(df, static_cast<float>(1.0 - static_cast<double>(p.momentum)));
+    const V updated = hn::Add(hn::Mul(keep, running_var), hn::Mul(momentum, in.unbiased));
+    hn::StoreU(updated, df, p.running_var + ch);
   }
-  const auto mean_f = ToF32(df, mean);
-  hn::StoreU(mean_f, df, p.save_mean + ch);
-  hn::StoreU(ToF32(df, invstd), df, p.save_invstd + ch);
+  hn::StoreU(in.mean, df, p.save_mean + ch);
+  hn::StoreU(invstd, df, p.save_invstd + ch);
   // The map subtracts the f32 mean the backward pass will see, then one FMA.
-  hn::StoreU(mean_f, df, k.center + ch);
-  hn::StoreU(ToF32(df, hn::Mul(gamma, invstd)), df, k.scale + ch);
+  hn::StoreU(in.mean, df, k.center + ch);
+  hn::StoreU(hn::Mul(gamma, invstd), df, k.scale + ch);
   hn::StoreU(beta, df, k.bias + ch);
 }
 
-// The same for the channels whose moments are m[0, Lanes(dd)).
-template <class DD>
-HWY_INLINE void FinalizeStep(DD dd, const ChannelParams& p, size_t ch, const simdbn_moments* m,
-                             const UniformReciprocals& uniform, const ChannelConstants& k) {
-  hn::Vec<DD> count, mean, m2;
-  hn::LoadInterleaved3(dd, &m->count, count, mean, m2);
-  const hn::Vec<DD> one = hn::Set(dd, 1.0);
-  const bool known = uniform.per_value != 0.0;
-  FinalizeVector(dd, p, ch, mean, m2,
-                 known ? hn::Set(dd, uniform.per_value) : hn::Div(one, count),
-                 known ? hn::Set(dd, uniform.per_dof) : hn::Div(one, hn::Sub(count, one)), k);
-}
-
-HWY_INLINE void FinalizeRange(const ChannelParams& p, size_t begin, size_t end,
-                              const simdbn_moments* moments, const UniformReciprocals& uniform,
-                              const ChannelConstants& k) {
+// FinalizeVector over channels [begin, end); inputs(d, ch) gives the inputs of the Lanes(d)
+// channels from ch for a tag d of doubles. Two vectors of doubles make one of floats, so that
+// the f32 part runs at full width.
+template <bool kAllGiven, class Inputs>
+HWY_INLINE void FinalizeEach(const ChannelParams& p, size_t begin, size_t end,
+                             const Inputs& inputs, const ChannelConstants& k) {
   const hn::ScalableTag<double> dd;
   const hn::CappedTag<double, 1> d1;
   const size_t N = hn::Lanes(dd);
   size_t ch = begin;
-  for (; ch + N <= end; ch += N) FinalizeStep(dd, p, ch, moments + (ch - begin), uniform, k);
-  for (; ch < end; ++ch) FinalizeStep(d1, p, ch, moments + (ch - begin), uniform, k);
+#if HWY_TARGET != HWY_SCALAR
+  const hn::Twice<hn::Rebind<float, decltype(dd)>> df;
+  for (; ch + 2 * N <= end; ch += 2 * N) {
+    FinalizeVector<kAllGiven>(df, p, ch, Combined(df, inputs(dd, ch), inputs(dd, ch + N)), k);
+  }
+#endif
+  for (; ch + N <= end; ch += N) {
+    FinalizeVector<kAllGiven>(hn::Rebind<float, decltype(dd)>(), p, ch, inputs(dd, ch), k);
+  }
+  for (; ch < end; ++ch) {
+    FinalizeVector<kAllGiven>(hn::Rebind<float, decltype(d1)>(), p, ch, inputs(d1, ch), k);
+  }
+}
+
+// The step of channels [begin, end), whose moments are moments[0, end - begin).
+HWY_INLINE void FinalizeRange(const ChannelParams& p, size_t begin, size_t end,
+                              const simdbn_moments* moments, const UniformReciprocals& uniform,
+                              const ChannelConstants& k) {
+  const bool known = uniform.per_value != 0.0;
+  FinalizeEach<false>(p, begin, end, [&](auto d, size_t ch) {
+    hn::Vec<decltype(d)> count, mean, m2;
+    hn::LoadInterleaved3(d, &moments[ch - begin].count, count, mean, m2);
+    const auto one = hn::Set(d, 1.0);
+    return InputsOf<false>(
+        d, p, ch, mean, m2, known ? hn::Set(d, uniform.per_value) : hn::Div(one, count),
+        known ? hn::Set(d, uniform.per_dof) : hn::Div(one, hn::Sub(count, one)));
+  }, k);
 }
 
 }  // namespace HWY_NAMESPACE

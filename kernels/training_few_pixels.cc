@@ -10,7 +10,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "kernels/affine-inl.h"    // AffineStep
-#include "kernels/finalize-inl.h"  // FinalizeVector
+#include "kernels/finalize-inl.h"  // FinalizeEach
 #include "kernels/moments-inl.h"   // ShiftedLoad
 #include "kernels/pixel_rows.h"
 #include "kernels/training.h"
@@ -141,23 +141,15 @@ HWY_INLINE ChannelParams Advanced(const ChannelParams& p, size_t first) {
           at(p.running_mean), at(p.running_var), at(p.save_mean), at(p.save_invstd)};
 }
 
-// FinalizeVector over the block's `width` channels, whose moments are mean and m2.
+// The step of the block's `width` channels, whose moments are mean and m2.
 template <bool kAllGiven>
 HWY_INLINE void FinalizeBlock(const ChannelParams& block, size_t width, const double* mean,
                               const double* m2, const UniformReciprocals& uniform,
                               const ChannelConstants& k) {
-  const hn::ScalableTag<double> dd;
-  const hn::CappedTag<double, 1> d1;
-  const auto per_value = hn::Set(dd, uniform.per_value), per_dof = hn::Set(dd, uniform.per_dof);
-  size_t j = 0;
-  for (; j + hn::Lanes(dd) <= width; j += hn::Lanes(dd)) {
-    FinalizeVector<kAllGiven>(dd, block, j, hn::Load(dd, mean + j), hn::Load(dd, m2 + j),
-                              per_value, per_dof, k);
-  }
-  for (; j < width; ++j) {
-    FinalizeVector<kAllGiven>(d1, block, j, hn::Load(d1, mean + j), hn::Load(d1, m2 + j),
-                              hn::Set(d1, uniform.per_value), hn::Set(d1, uniform.per_dof), k);
-  }
+  FinalizeEach<kAllGiven>(block, 0, width, [&](auto d, size_t j) {
+    return InputsOf<kAllGiven>(d, block, j, hn::Load(d, mean + j), hn::Load(d, m2 + j),
+                               hn::Set(d, uniform.per_value), hn::Set(d, uniform.per_dof));
+  }, k);
 }
 
 // The block's moments and constants stay in L1, in arrays of their own: arrays of c (as

@@ -71,38 +71,49 @@ inline long double M2Error(const ReferenceStats& r) {
   const long double m = static_cast<long double>(r.count);
   return 12 * (m + 2) * m * kU64 * r.max_dev * r.max_dev;
 }
-// Relative error of invstd = 1 / sqrt(m2 / M + eps) in double before its rounding to f32: half
-// the relative error of var + eps, and three roundings (division, addition, sqrt, division).
-inline long double InvstdRelErrorDouble(const ReferenceStats& r, float eps) {
+// Relative error of invstd = fl(1 / fl(sqrt(a32))), a32 = fl32(m2 / M + eps) with var + eps in
+// double: half the relative error of var + eps in double (m2's error and two double roundings,
+// the product by 1 / M and the addition; 1 / M itself a third), half the rounding of a32, and
+// the f32 roundings of the square root and the division. The products of two error terms are
+// covered by the 1.001 factor.
+inline long double InvstdRelError(const ReferenceStats& r, float eps) {
   const long double m = static_cast<long double>(r.count);
-  return M2Error(r) / m / (r.Var() + eps) / 2 + 4 * kU64;
+  return 1.001L * (M2Error(r) / m / (r.Var() + eps) / 2 + 2 * kU64 + 2.5L * kU32);
 }
 inline long double SaveInvstdBound(const ReferenceStats& r, float eps) {
-  const long double inv = r.Invstd(eps);
-  const long double e = inv * InvstdRelErrorDouble(r, eps);
-  return Ulp(inv + e) / 2 + e;
+  return r.Invstd(eps) * InvstdRelError(r, eps);
 }
 
-// running = (1 - momentum) running0 + momentum batch in double, rounded once to f32: the batch
-// value's own error, a few double roundings of the terms, half an ulp.
-inline long double RunningBound(long double exact, long double batch_error, long double term0,
-                                long double term1, float momentum) {
+// running_mean = (1 - momentum) running0 + momentum mean in double, rounded once to f32 (its
+// two terms may cancel): the batch mean's own error, a few double roundings of the terms, half
+// an ulp.
+inline long double RunningMeanBound(long double exact, long double batch_error,
+                                    long double term0, long double term1, float momentum) {
   const long double e = momentum * batch_error + 4 * kU64 * (std::fabs(term0) + std::fabs(term1));
   return Ulp(std::fabs(exact) + e) / 2 + e;
 }
+// running_var = fl(fl(keep32 running0) + fl(momentum unbiased32)) in f32, keep32 = fl32(1 -
+// momentum) and unbiased32 the double unbiased variance rounded once: the unbiased variance's
+// own error, two f32 roundings in each term, half an ulp of the sum.
+inline long double RunningVarBound(long double exact, long double batch_error, long double term0,
+                                   long double term1, float momentum) {
+  const long double e =
+      1.001L * (momentum * batch_error + 2 * kU32 * (std::fabs(term0) + std::fabs(term1)));
+  return Ulp(std::fabs(exact) + e) / 2 + e;
+}
 
-// y = fl(fl(x - mean32) * scale32 + beta), scale32 = fl(gamma * invstd). With exact
+// y = fl(fl(x - mean32) * scale32 + beta), scale32 = fl(gamma * invstd32). With exact
 // y* = (x - mean) gamma invstd + beta:
 //   |y - y*| <= |gamma invstd| (|mean - mean32| + |x - mean32| (3 u32 + e_inv)) + u32 |y*|
-// where e_inv is the relative error of invstd in double and the three u32 are the rounding of
-// x - mean32, of scale32 and of the product on targets without FMA (SSE4 and below). The u32^2
-// terms are covered by the 1.001 factor, and 2^-140 covers a subnormal result.
+// where e_inv is the relative error of invstd32 (InvstdRelError) and the three u32 are the
+// rounding of x - mean32, of scale32 and of the product on targets without FMA (SSE4 and
+// below). The u32^2 terms are covered by the 1.001 factor, and 2^-140 covers a subnormal result.
 inline long double OutputBound(float x, const ReferenceStats& r, float eps, float gamma,
                                long double exact_y) {
   const long double g_inv = std::fabs(static_cast<long double>(gamma) * r.Invstd(eps));
   const long double mean_error = SaveMeanBound(r);
   const long double dev = std::fabs(x - r.mean) + mean_error;
-  return 1.001L * (g_inv * (mean_error + dev * (3 * kU32 + InvstdRelErrorDouble(r, eps))) +
+  return 1.001L * (g_inv * (mean_error + dev * (3 * kU32 + InvstdRelError(r, eps))) +
                    kU32 * std::fabs(exact_y)) +
          0x1p-140L;
 }

@@ -95,12 +95,12 @@ void CheckOutputs(const Call& k, const float* x, const float* y) {
     const long double rm0 = k.running_mean0[i], rv0 = k.running_var0[i];
     const long double rm = (1 - m) * rm0 + m * r.mean;
     EXPECT_LE(std::fabs(k.running_mean[i] - rm),
-              RunningBound(rm, MeanErrorDouble(r), (1 - m) * rm0, m * r.mean, k.momentum))
+              RunningMeanBound(rm, MeanErrorDouble(r), (1 - m) * rm0, m * r.mean, k.momentum))
         << Describe(d) << " channel " << ch;
     const long double rv = (1 - m) * rv0 + m * r.Unbiased();
     const long double unbiased_error = M2Error(r) / (r.count - 1) + 2 * kU64 * r.Unbiased();
     EXPECT_LE(std::fabs(k.running_var[i] - rv),
-              RunningBound(rv, unbiased_error, (1 - m) * rv0, m * r.Unbiased(), k.momentum))
+              RunningVarBound(rv, unbiased_error, (1 - m) * rv0, m * r.Unbiased(), k.momentum))
         << Describe(d) << " channel " << ch << " running_var " << k.running_var[i] << " want "
         << static_cast<double>(rv);
   }
@@ -313,7 +313,7 @@ TEST_P(TrainingTest, NullGammaBetaAndRunningStatistics) {
 }
 
 // Every value of a channel equal: the variance is exactly 0 (no rounding residue), invstd is
-// exactly 1 / sqrt(eps), and y is exactly beta.
+// exactly the f32 1 / sqrt(eps), and y is exactly beta.
 TEST_P(TrainingTest, ConstantChannelsHaveZeroVariance) {
   for (const simdbn_layout layout : {SIMDBN_NCHW, SIMDBN_NHWC}) {
     for (const simdbn_tensor_desc d : {simdbn_tensor_desc{3, 5, 49, layout, SIMDBN_F32},
@@ -323,11 +323,12 @@ TEST_P(TrainingTest, ConstantChannelsHaveZeroVariance) {
       const float values[5] = {3.7f, 1e6f + 0.5f, -0.0f, -1e-30f, 1.17549435e-38f};
       ForEachElement(d, [&](int64_t o, int64_t ch) { k.x[static_cast<size_t>(o)] = values[ch]; });
       ASSERT_EQ(SIMDBN_SUCCESS, k.Run());
-      const float invstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(kEps)));
+      const float invstd = 1.0f / std::sqrt(kEps);
+      const float keep = static_cast<float>(1.0 - static_cast<double>(kMomentum));
       for (size_t ch = 0; ch < static_cast<size_t>(d.c); ++ch) {
         EXPECT_EQ(values[ch], k.save_mean[ch]) << Describe(d) << " channel " << ch;
         EXPECT_EQ(invstd, k.save_invstd[ch]) << Describe(d) << " channel " << ch;
-        const float rv = static_cast<float>((1.0 - kMomentum) * k.running_var0[ch]);
+        const float rv = keep * k.running_var0[ch];
         EXPECT_EQ(rv, k.running_var[ch]) << Describe(d) << " channel " << ch;
       }
       ForEachElement(d, [&](int64_t o, int64_t ch) {
@@ -417,19 +418,20 @@ TEST_P(TrainingTest, RunningStatisticsByHand) {
     // 0.75 * 0.5 + 0.25 * 2.5 = 1; 0.75 * -1 + 0.25 * 0 = -0.75.
     EXPECT_EQ(1.0f, running_mean[0]);
     EXPECT_EQ(-0.75f, running_mean[1]);
-    // 0.75 * 2 + 0.25 * 5/3 = 23/12; 0.75 * 0 + 0.25 * 8/3 = 2/3, each rounded once.
-    EXPECT_EQ(static_cast<float>(23.0 / 12.0), running_var[0]);
+    // 0.75 * 2 + 0.25 * 5/3 = 23/12; 0.75 * 0 + 0.25 * 8/3 = 2/3, in f32 from the unbiased
+    // variances rounded once (the products by 0.75 and 0.25 are exact here).
+    EXPECT_EQ(1.5f + 0.25f * static_cast<float>(5.0 / 3.0), running_var[0]);
     EXPECT_EQ(static_cast<float>(2.0 / 3.0), running_var[1]);
     EXPECT_EQ(2.5f, save_mean[0]);
     EXPECT_EQ(0.0f, save_mean[1]);
-    EXPECT_EQ(static_cast<float>(1 / std::sqrt(1.25)), save_invstd[0]);
-    EXPECT_EQ(static_cast<float>(1 / std::sqrt(2.0)), save_invstd[1]);
+    EXPECT_EQ(1.0f / std::sqrt(1.25f), save_invstd[0]);
+    EXPECT_EQ(1.0f / std::sqrt(2.0f), save_invstd[1]);
     // Channel 1 at x = 2: (2 - 0) * 1 / sqrt(2) = sqrt(2) with scale rounded to f32.
-    const float scale1 = static_cast<float>(1 / std::sqrt(2.0));
+    const float scale1 = 1.0f / std::sqrt(2.0f);
     EXPECT_EQ(2.0f * scale1, y[static_cast<size_t>(Offset(d, 1, 1, 1))]);
     // Channel 0 at x = 3: (3 - 2.5) * 2 / sqrt(1.25) + 1; the product by 0.5 is exact, so
     // targets with and without FMA round the same once.
-    const float scale0 = static_cast<float>(2 / std::sqrt(1.25));
+    const float scale0 = 2.0f * (1.0f / std::sqrt(1.25f));
     EXPECT_EQ(0.5f * scale0 + 1.0f, y[static_cast<size_t>(Offset(d, 1, 0, 0))]);
   }
 }

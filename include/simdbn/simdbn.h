@@ -83,6 +83,7 @@ simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc, const voi
 /* Batch statistics per channel over M = n * spatial values (mean, biased variance M2 / M), then
  * y = (x - mean) * (gamma * invstd) + beta with invstd = 1 / sqrt(var + eps), where mean is
  * the f32 save_mean: the subtraction comes first, so data far from zero keeps its digits.
+ * invstd is the f32 square root and division of var + eps rounded once to f32 (within 1.5 ulp).
  * The statistics are computed in double: each fixed chunk of at most 32K values of a channel
  * gives its (count, mean, M2) from sums about its own first value, and the chunks are merged
  * by Chan's formula in a fixed order. mean is the exact mean rounded to f32; the variance
@@ -93,7 +94,8 @@ simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc, const voi
  * running_mean/running_var (nullable, updated in place, PyTorch convention):
  *   running_mean = (1 - momentum) * running_mean + momentum * mean
  *   running_var  = (1 - momentum) * running_var  + momentum * M2 / (M - 1)  (unbiased)
- * computed in double and rounded once. ONNX BatchNormalization (training_mode) differs: its
+ * running_mean computed in double and rounded once; running_var in f32 from the unbiased
+ * variance rounded once (within 2 f32 ulp). ONNX BatchNormalization (training_mode) differs: its
  * momentum weights the old value (ONNX momentum = 1 - PyTorch momentum) and its running_var
  * uses the biased variance M2 / M. oneDNN updates no running statistics.
  * save_mean and save_invstd (c entries) are written for simdbn_backward.

@@ -74,6 +74,8 @@ template <typename NewT, class D>
 using Repartition = Simd<NewT, Traits<D>::kN * sizeof(TFromD<D>) / sizeof(NewT)>;
 template <class D>
 using Half = Simd<TFromD<D>, Traits<D>::kN / 2>;
+template <class D>
+using Twice = Simd<TFromD<D>, Traits<D>::kN * 2>;
 
 template <typename T, size_t N>
 constexpr size_t Lanes(Simd<T, N>) {
@@ -254,6 +256,10 @@ VecN<T, N> LowerHalf(Simd<T, N>, VecN<T, 2 * N> v) {
 template <typename T, size_t N>
 VecN<T, N> UpperHalf(Simd<T, N>, VecN<T, 2 * N> v) {
   return Lanewise<T, N>([&](size_t i) { return v.raw[N + i]; });
+}
+template <typename T, size_t N>
+VecN<T, N> Combine(Simd<T, N>, VecN<T, N / 2> hi, VecN<T, N / 2> lo) {
+  return Lanewise<T, N>([&](size_t i) { return i < N / 2 ? lo.raw[i] : hi.raw[i - N / 2]; });
 }
 // Pairwise halves, the order of _mm512_reduce_add_pd/ps.
 template <typename T, size_t N>
