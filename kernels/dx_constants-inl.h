@@ -10,6 +10,7 @@
 #define SIMDBN_KERNELS_DX_CONSTANTS_INL_H_
 #endif
 
+#include <cmath>
 #include <cstddef>
 #include <limits>
 
@@ -29,16 +30,26 @@ struct DxConstantVectors {
   bool all_normal;  // no channel needs an x_prescale (every x_scale 0 or a normal f32)
 };
 
+// 1 / m when m is a power of two (then v * (1 / m) rounds the same real number as v / m: the
+// same bits without the divider, two divisions per vector of channels), else 0.
+inline double ExactReciprocal(double m) {
+  int exponent = 0;
+  return std::frexp(m, &exponent) == 0.5 ? 1.0 / m : 0.0;
+}
+
 // The IEEE operations of DxConstantsFor in its order, each rounding once (no fused
-// multiply-add), so the bits are the scalar formula's on every target.
+// multiply-add), so the bits are the scalar formula's on every target. per_value:
+// ExactReciprocal(m).
 template <class DD, class V = hn::Vec<DD>>
 HWY_INLINE DxConstantVectors<DD> DxConstantsOf(DD dd, V dy, V dy_xmean, V gamma, V invstd,
-                                               double m) {
+                                               double m, double per_value) {
   const hn::Rebind<float, DD> df;
-  const V count = hn::Set(dd, m);
+  const auto per_count = [&](V v) {
+    return per_value != 0.0 ? hn::Mul(v, hn::Set(dd, per_value)) : hn::Div(v, hn::Set(dd, m));
+  };
   const V k = hn::Mul(gamma, invstd);
-  const V x_scale = hn::Div(hn::Mul(hn::Mul(hn::Mul(hn::Neg(k), invstd), invstd), dy_xmean), count);
-  DxConstantVectors<DD> out{ToF32(df, x_scale), ToF32(df, k), ToF32(df, hn::Div(dy, count)), true};
+  const V x_scale = per_count(hn::Mul(hn::Mul(hn::Mul(hn::Neg(k), invstd), invstd), dy_xmean));
+  DxConstantVectors<DD> out{ToF32(df, x_scale), ToF32(df, k), ToF32(df, per_count(dy)), true};
   // No x_prescale where x_scale is exactly 0 (x == mean or dy == 0: M = 1, say) or strictly
   // between the f32 limits, so that its rounding is a normal f32 (NaN is neither). The limits
   // themselves are left to DxConstantsFor.
@@ -59,7 +70,8 @@ HWY_INLINE bool DxConstantsStep(DD dd, size_t ch, const DxConstantsArgs& a) {
   hn::LoadInterleaved2(dd, &a.sums[ch].dy, dy, dy_xmean);
   const V invstd = hn::PromoteTo(dd, hn::LoadU(df, a.invstd + ch));
   const V gamma = PromoteOr(dd, a.gamma, ch, hn::Set(dd, 1.0));
-  const DxConstantVectors<DD> k = DxConstantsOf(dd, dy, dy_xmean, gamma, invstd, a.m);
+  const DxConstantVectors<DD> k =
+      DxConstantsOf(dd, dy, dy_xmean, gamma, invstd, a.m, ExactReciprocal(a.m));
   hn::StoreU(k.x_scale, df, a.x_scale + ch);
   hn::StoreU(k.dy_scale, df, a.dy_scale + ch);
   hn::StoreU(k.dy_mean, df, a.dy_mean + ch);

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 #include "hwy/highway.h"
 #include "kernels/backward-inl.h"  // DxStep, DxConfig, PlainMemory
@@ -53,17 +54,20 @@ HWY_INLINE void RescaleLanes(DD dd, V dy, V dy_xmean, V gamma, V invstd, double 
 // Channels are taken kFewPixelsBlock (partition.h) at a time, row by row within the block.
 inline constexpr size_t kBlock = static_cast<size_t>(kFewPixelsBlock);
 
-// Adds pixel row `row` of channels [ch, ch + Lanes(dd)) to the sums at j (zero before row 0).
-// In double: exact products, and one rounding per term, over at most kMaxFewPixels terms.
-template <class DD>
+// Adds pixel row `row` of channels [ch, ch + Lanes(dd)) to the sums at j. In double: exact
+// products, and one rounding per term, over at most kMaxFewPixels terms. kFirst: row 0, added
+// to zeros in registers (the bits of sums zeroed first, without zeroing them).
+template <bool kFirst, class DD>
 HWY_INLINE void FewPixelsSums(DD dd, const FewPixelsArgs& a, size_t at, size_t ch, size_t j,
                               double* HWY_RESTRICT sum_dy, double* HWY_RESTRICT sum_dy_xmean) {
   const hn::Rebind<float, DD> df;
   const auto mean = hn::PromoteTo(dd, hn::LoadU(df, a.t.mean + ch));
   const auto g = hn::PromoteTo(dd, hn::LoadU(df, a.t.dy + at));
   const auto xmean = hn::Sub(hn::PromoteTo(dd, hn::LoadU(df, a.t.x + at)), mean);
-  hn::Store(hn::Add(hn::Load(dd, sum_dy + j), g), dd, sum_dy + j);
-  hn::Store(hn::MulAdd(g, xmean, hn::Load(dd, sum_dy_xmean + j)), dd, sum_dy_xmean + j);
+  const auto dy = kFirst ? hn::Zero(dd) : hn::Load(dd, sum_dy + j);
+  const auto dy_xmean = kFirst ? hn::Zero(dd) : hn::Load(dd, sum_dy_xmean + j);
+  hn::Store(hn::Add(dy, g), dd, sum_dy + j);
+  hn::Store(hn::MulAdd(g, xmean, dy_xmean), dd, sum_dy_xmean + j);
 }
 
 // Per-channel values of one block, at index j for channel ch + j.
@@ -78,20 +82,23 @@ struct FewPixelsBlock {
 };
 
 // dx's constants (or k = gamma * invstd when frozen) of channels [ch, ch + Lanes(dd)).
+// per_value: ExactReciprocal of the count.
 template <class DD>
 HWY_INLINE void FewPixelsConstants(DD dd, const FewPixelsArgs& a, size_t ch, size_t j,
-                                   FewPixelsBlock& b) {
+                                   double per_value, FewPixelsBlock& b) {
   const hn::Rebind<float, DD> df;
-  const auto invstd = hn::PromoteTo(dd, hn::LoadU(df, a.t.invstd + ch));
-  const auto gamma = PromoteOr(dd, a.t.gamma, ch, hn::Set(dd, 1.0));
   hn::Store(hn::LoadU(df, a.t.mean + ch), df, b.mean + j);
   if (a.frozen) {
-    hn::Store(ToF32(df, hn::Mul(gamma, invstd)), df, b.dy_scale + j);
+    // The f32 product of two f32 values rounds the exact product once, as its double does.
+    const auto gamma = a.t.gamma != nullptr ? hn::LoadU(df, a.t.gamma + ch) : hn::Set(df, 1.0f);
+    hn::Store(hn::Mul(gamma, hn::LoadU(df, a.t.invstd + ch)), df, b.dy_scale + j);
     return;
   }
+  const auto invstd = hn::PromoteTo(dd, hn::LoadU(df, a.t.invstd + ch));
+  const auto gamma = PromoteOr(dd, a.t.gamma, ch, hn::Set(dd, 1.0));
   const double m = static_cast<double>(a.pixels);
   const auto dy = hn::Load(dd, b.sum_dy + j), dy_xmean = hn::Load(dd, b.sum_dy_xmean + j);
-  DxConstantVectors<DD> k = DxConstantsOf(dd, dy, dy_xmean, gamma, invstd, m);
+  DxConstantVectors<DD> k = DxConstantsOf(dd, dy, dy_xmean, gamma, invstd, m, per_value);
   auto prescale = hn::Set(df, 1.0f);
   if (!k.all_normal) RescaleLanes(dd, dy, dy_xmean, gamma, invstd, m, &k, &prescale);
   hn::Store(prescale, df, b.prescale + j);
@@ -140,18 +147,25 @@ HWY_INLINE void FewPixelsBlockRun(const FewPixelsArgs& a, size_t begin, size_t w
   const size_t Nd = hn::Lanes(dd), Nf = hn::Lanes(df);
   const size_t c = static_cast<size_t>(a.c);
   FewPixelsBlock b;
-  std::fill(b.sum_dy, b.sum_dy + width, 0.0);
-  std::fill(b.sum_dy_xmean, b.sum_dy_xmean + width, 0.0);
-  size_t j = 0;
-  for (size_t row = 0; row < static_cast<size_t>(a.pixels); ++row) {
+  const auto sums_of_row = [&](auto first, size_t row) {
+    constexpr bool kFirst = decltype(first)::value;
     const size_t at = row * c + begin;
-    for (j = 0; j + Nd <= width; j += Nd) {
-      FewPixelsSums(dd, a, at + j, begin + j, j, b.sum_dy, b.sum_dy_xmean);
+    size_t j = 0;
+    for (; j + Nd <= width; j += Nd) {
+      FewPixelsSums<kFirst>(dd, a, at + j, begin + j, j, b.sum_dy, b.sum_dy_xmean);
     }
-    for (; j < width; ++j) FewPixelsSums(dd1, a, at + j, begin + j, j, b.sum_dy, b.sum_dy_xmean);
+    for (; j < width; ++j) {
+      FewPixelsSums<kFirst>(dd1, a, at + j, begin + j, j, b.sum_dy, b.sum_dy_xmean);
+    }
+  };
+  sums_of_row(std::true_type(), 0);
+  for (size_t row = 1; row < static_cast<size_t>(a.pixels); ++row) {
+    sums_of_row(std::false_type(), row);
   }
-  for (j = 0; j + Nd <= width; j += Nd) FewPixelsConstants(dd, a, begin + j, j, b);
-  for (; j < width; ++j) FewPixelsConstants(dd1, a, begin + j, j, b);
+  const double per_value = ExactReciprocal(static_cast<double>(a.pixels));
+  size_t j = 0;
+  for (; j + Nd <= width; j += Nd) FewPixelsConstants(dd, a, begin + j, j, per_value, b);
+  for (; j < width; ++j) FewPixelsConstants(dd1, a, begin + j, j, per_value, b);
   // dx row by row. x and dy of every channel of the block were read above, and each element is
   // read before dx (which may be x or dy) is written.
   for (size_t row = 0; row < static_cast<size_t>(a.pixels); ++row) {
