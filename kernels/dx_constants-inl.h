@@ -61,17 +61,17 @@ HWY_INLINE DxConstantVectors<DD> DxConstantsOf(DD dd, V dy, V dy_xmean, V gamma,
   return out;
 }
 
-// Lanes(dd) channels from ch; returns DxConstantVectors' all_normal.
+// Lanes(dd) channels from ch; returns DxConstantVectors' all_normal. per_value:
+// ExactReciprocal(a.m).
 template <class DD>
-HWY_INLINE bool DxConstantsStep(DD dd, size_t ch, const DxConstantsArgs& a) {
+HWY_INLINE bool DxConstantsStep(DD dd, size_t ch, const DxConstantsArgs& a, double per_value) {
   const hn::Rebind<float, DD> df;
   using V = hn::Vec<DD>;
   V dy, dy_xmean;
   hn::LoadInterleaved2(dd, &a.sums[ch].dy, dy, dy_xmean);
   const V invstd = hn::PromoteTo(dd, hn::LoadU(df, a.invstd + ch));
   const V gamma = PromoteOr(dd, a.gamma, ch, hn::Set(dd, 1.0));
-  const DxConstantVectors<DD> k =
-      DxConstantsOf(dd, dy, dy_xmean, gamma, invstd, a.m, ExactReciprocal(a.m));
+  const DxConstantVectors<DD> k = DxConstantsOf(dd, dy, dy_xmean, gamma, invstd, a.m, per_value);
   hn::StoreU(k.x_scale, df, a.x_scale + ch);
   hn::StoreU(k.dy_scale, df, a.dy_scale + ch);
   hn::StoreU(k.dy_mean, df, a.dy_mean + ch);
@@ -82,10 +82,11 @@ HWY_INLINE bool DxConstantsRange(const DxConstantsArgs& a) {
   const hn::ScalableTag<double> dd;
   const hn::CappedTag<double, 1> d1;
   const size_t N = hn::Lanes(dd), c = static_cast<size_t>(a.c);
+  const double per_value = ExactReciprocal(a.m);
   bool all_normal = true;
   size_t ch = 0;
-  for (; ch + N <= c; ch += N) all_normal &= DxConstantsStep(dd, ch, a);
-  for (; ch < c; ++ch) all_normal &= DxConstantsStep(d1, ch, a);
+  for (; ch + N <= c; ch += N) all_normal &= DxConstantsStep(dd, ch, a, per_value);
+  for (; ch < c; ++ch) all_normal &= DxConstantsStep(d1, ch, a, per_value);
   return all_normal;
 }
 
