@@ -35,7 +35,7 @@ inline UniformReciprocals ReciprocalsOf(double uniform_count) {
 // variances are m2 times the reciprocals: two roundings where a quotient would take one, but
 // with one count for every channel the reciprocals are computed once per call. The rest of the
 // step is in f32: with few pixels the step is most of a call, and the conversions between
-// double and f32 were most of the step (1.3-1.45x on N2_C4096_S1 against widening gamma, beta
+// double and f32 were most of the step (1.4-1.5x on N2_C4096_S1 against widening gamma, beta
 // and the running statistics to double and narrowing the outputs back).
 template <class DF>
 struct StepInputs {
