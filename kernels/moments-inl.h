@@ -111,7 +111,7 @@ HWY_INLINE void AddRun(DD dd, const float* HWY_RESTRICT p, size_t len, V vs,
       // The other work first, then each vector added as soon as it is loaded: the same
       // operations, but with the other work's vectors live as well, four loaded vectors at once
       // made GCC keep accumulators on the stack, a chain through memory in every step. NCHW
-      // training at 1 thread: 1.10-1.19x beyond the LLC (28x28 to 112x112), 1.56x at N = 2 and
+      // training at 1 thread: 1.05-1.19x beyond the LLC (28x28 to 112x112), 1.56x at N = 2 and
       // 56x56 in cache; at 2 threads, bound by memory, the same. Alone, loading all four first
       // is 1.03-1.04x the faster (NCHW statistics at 28x28).
       each(i);
