@@ -36,7 +36,7 @@ simdbn_status ValidateFold(int64_t c, const float* gamma, const float* beta, con
   for (int64_t i = 0; i < c; ++i) {
     if (var[i] < 0.0f) {
       return Fail(SIMDBN_INVALID_ARGUMENT,
-                  "%s: running_var[%" PRId64 "] = %g; expected a variance >= 0", fn, i,
+                  "%s: running_var[%" PRId64 "] = %.9g; expected a variance >= 0", fn, i,
                   static_cast<double>(var[i]));
     }
   }

@@ -18,7 +18,7 @@ namespace {
 
 simdbn_status CheckMomentum(const char* fn, float momentum) {
   if (momentum >= 0.0f && momentum <= 1.0f) return SIMDBN_SUCCESS;
-  return Fail(SIMDBN_INVALID_ARGUMENT, "%s: momentum = %g; expected a value in [0, 1]", fn,
+  return Fail(SIMDBN_INVALID_ARGUMENT, "%s: momentum = %.9g; expected a value in [0, 1]", fn,
               static_cast<double>(momentum));
 }
 
@@ -108,13 +108,13 @@ simdbn_status ValidateTraining(const char* fn, const simdbn_tensor_desc* desc, c
       const simdbn_moments& m = moments[i];
       if (!(m.count > 1.0) || !std::isfinite(m.count)) {
         return Fail(SIMDBN_INVALID_ARGUMENT,
-                    "%s: moments[%" PRId64 "].count = %g; expected a finite count > 1 (the "
+                    "%s: moments[%" PRId64 "].count = %.17g; expected a finite count > 1 (the "
                     "unbiased variance of one value is undefined)",
                     fn, i, m.count);
       }
       if (m.m2 < 0.0) {
         return Fail(SIMDBN_INVALID_ARGUMENT,
-                    "%s: moments[%" PRId64 "].m2 = %g; expected a sum of squares >= 0", fn, i,
+                    "%s: moments[%" PRId64 "].m2 = %.17g; expected a sum of squares >= 0", fn, i,
                     m.m2);
       }
     }
@@ -236,12 +236,12 @@ extern "C" simdbn_status simdbn_merge_moments(int64_t c, const simdbn_moments* a
     for (int64_t i = 0; i < c; ++i) {
       if (!(m[i].count >= 0.0) || !std::isfinite(m[i].count)) {
         return Fail(SIMDBN_INVALID_ARGUMENT,
-                    "%s: %s[%" PRId64 "].count = %g; expected a finite count >= 0", fn, name, i,
+                    "%s: %s[%" PRId64 "].count = %.17g; expected a finite count >= 0", fn, name, i,
                     m[i].count);
       }
       if (m[i].m2 < 0.0) {
         return Fail(SIMDBN_INVALID_ARGUMENT,
-                    "%s: %s[%" PRId64 "].m2 = %g; expected a sum of squares >= 0", fn, name, i,
+                    "%s: %s[%" PRId64 "].m2 = %.17g; expected a sum of squares >= 0", fn, name, i,
                     m[i].m2);
       }
     }

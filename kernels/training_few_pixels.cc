@@ -146,10 +146,12 @@ template <bool kAllGiven>
 HWY_INLINE void FinalizeBlock(const ChannelParams& block, size_t width, const double* mean,
                               const double* m2, const UniformReciprocals& uniform,
                               const ChannelConstants& k) {
-  FinalizeEach<kAllGiven>(block, 0, width, [&](auto d, size_t j) {
+  const auto inputs = [&](auto d, size_t j) {
     return InputsOf<kAllGiven>(d, block, j, hn::Load(d, mean + j), hn::Load(d, m2 + j),
-                               hn::Set(d, uniform.per_value), hn::Set(d, uniform.per_dof));
-  }, k);
+                               hn::Set(d, uniform.per_value));
+  };
+  const auto ratios = [&](auto df, size_t) { return hn::Set(df, uniform.dof_ratio); };
+  FinalizeEach<kAllGiven>(block, 0, width, inputs, ratios, k);
 }
 
 // The block's moments and constants stay in L1, in arrays of their own: arrays of c (as

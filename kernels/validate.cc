@@ -92,7 +92,7 @@ simdbn_status CheckSupported(const char* fn, const TensorShape& shape) {
 
 simdbn_status CheckEps(const char* fn, float eps) {
   if (eps >= 0.0f && std::isfinite(eps)) return SIMDBN_SUCCESS;
-  return Fail(SIMDBN_INVALID_ARGUMENT, "%s: eps = %g; expected a finite value >= 0", fn,
+  return Fail(SIMDBN_INVALID_ARGUMENT, "%s: eps = %.9g; expected a finite value >= 0", fn,
               static_cast<double>(eps));
 }
 

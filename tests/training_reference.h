@@ -71,14 +71,14 @@ inline long double M2Error(const ReferenceStats& r) {
   const long double m = static_cast<long double>(r.count);
   return 12 * (m + 2) * m * kU64 * r.max_dev * r.max_dev;
 }
-// Relative error of invstd = fl(1 / fl(sqrt(a32))), a32 = fl32(m2 / M + eps) with var + eps in
-// double: half the relative error of var + eps in double (m2's error and two double roundings,
-// the product by 1 / M and the addition; 1 / M itself a third), half the rounding of a32, and
-// the f32 roundings of the square root and the division. The products of two error terms are
-// covered by the 1.001 factor.
+// Relative error of invstd = fl(1 / fl(sqrt(a32))), a32 = fl(var32 + eps), var32 = fl32(m2 *
+// (1 / M)) with the product in double: half the relative error of var + eps (m2's error, the
+// product by 1 / M and 1 / M itself in double, then the two f32 roundings of var32 and a32),
+// and the f32 roundings of the square root and the division. The products of two error terms
+// are covered by the 1.001 factor.
 inline long double InvstdRelError(const ReferenceStats& r, float eps) {
   const long double m = static_cast<long double>(r.count);
-  return 1.001L * (M2Error(r) / m / (r.Var() + eps) / 2 + 2 * kU64 + 2.5L * kU32);
+  return 1.001L * (M2Error(r) / m / (r.Var() + eps) / 2 + 2 * kU64 + 3 * kU32);
 }
 inline long double SaveInvstdBound(const ReferenceStats& r, float eps) {
   return r.Invstd(eps) * InvstdRelError(r, eps);
@@ -93,13 +93,20 @@ inline long double RunningMeanBound(long double exact, long double batch_error,
   return Ulp(std::fabs(exact) + e) / 2 + e;
 }
 // running_var = fl(fl(keep32 running0) + fl(momentum unbiased32)) in f32, keep32 = fl32(1 -
-// momentum) and unbiased32 the double unbiased variance rounded once: the unbiased variance's
-// own error, two f32 roundings in each term, half an ulp of the sum.
+// momentum), unbiased32 = fl(var32 * ratio32) and ratio32 = fl32(M / (M - 1)): the error of
+// unbiased32 (batch_error, see UnbiasedError), two f32 roundings in each term, half an ulp of
+// the sum.
 inline long double RunningVarBound(long double exact, long double batch_error, long double term0,
                                    long double term1, float momentum) {
   const long double e =
       1.001L * (momentum * batch_error + 2 * kU32 * (std::fabs(term0) + std::fabs(term1)));
   return Ulp(std::fabs(exact) + e) / 2 + e;
+}
+
+// How far unbiased32 may be from the exact unbiased variance: m2's error, three double
+// roundings (1 / M, the product, M / (M - 1)) and three f32 ones (var32, ratio32, the product).
+inline long double UnbiasedError(const ReferenceStats& r) {
+  return M2Error(r) / (r.count - 1) + (3 * kU64 + 3 * kU32) * r.Unbiased();
 }
 
 // y = fl(fl(x - mean32) * scale32 + beta), scale32 = fl(gamma * invstd32). With exact

@@ -98,9 +98,8 @@ void CheckOutputs(const Call& k, const float* x, const float* y) {
               RunningMeanBound(rm, MeanErrorDouble(r), (1 - m) * rm0, m * r.mean, k.momentum))
         << Describe(d) << " channel " << ch;
     const long double rv = (1 - m) * rv0 + m * r.Unbiased();
-    const long double unbiased_error = M2Error(r) / (r.count - 1) + 2 * kU64 * r.Unbiased();
     EXPECT_LE(std::fabs(k.running_var[i] - rv),
-              RunningVarBound(rv, unbiased_error, (1 - m) * rv0, m * r.Unbiased(), k.momentum))
+              RunningVarBound(rv, UnbiasedError(r), (1 - m) * rv0, m * r.Unbiased(), k.momentum))
         << Describe(d) << " channel " << ch << " running_var " << k.running_var[i] << " want "
         << static_cast<double>(rv);
   }
@@ -418,10 +417,12 @@ TEST_P(TrainingTest, RunningStatisticsByHand) {
     // 0.75 * 0.5 + 0.25 * 2.5 = 1; 0.75 * -1 + 0.25 * 0 = -0.75.
     EXPECT_EQ(1.0f, running_mean[0]);
     EXPECT_EQ(-0.75f, running_mean[1]);
-    // 0.75 * 2 + 0.25 * 5/3 = 23/12; 0.75 * 0 + 0.25 * 8/3 = 2/3, in f32 from the unbiased
-    // variances rounded once (the products by 0.75 and 0.25 are exact here).
-    EXPECT_EQ(1.5f + 0.25f * static_cast<float>(5.0 / 3.0), running_var[0]);
-    EXPECT_EQ(static_cast<float>(2.0 / 3.0), running_var[1]);
+    // 0.75 * 2 + 0.25 * 5/3 = 23/12; 0.75 * 0 + 0.25 * 8/3 = 2/3, in f32: the unbiased
+    // variances are the biased ones (exact here) times 4/3 rounded to f32, and the products by
+    // 0.75 and 0.25 are exact.
+    const float ratio = static_cast<float>(4.0 / 3.0);
+    EXPECT_EQ(1.5f + 0.25f * (1.25f * ratio), running_var[0]);
+    EXPECT_EQ(0.25f * (2.0f * ratio), running_var[1]);
     EXPECT_EQ(2.5f, save_mean[0]);
     EXPECT_EQ(0.0f, save_mean[1]);
     EXPECT_EQ(1.0f / std::sqrt(1.25f), save_invstd[0]);
@@ -688,6 +689,9 @@ TEST_F(TrainingErrors, EpsAndMomentum) {
   ExpectFailure(SIMDBN_INVALID_ARGUMENT, Run(&desc, kEps, -0.125f), "momentum = -0.125");
   ExpectFailure(SIMDBN_INVALID_ARGUMENT, Run(&desc, kEps, 1.5f), "momentum = 1.5");
   ExpectFailure(SIMDBN_INVALID_ARGUMENT, Run(&desc, kEps, NAN), "momentum = nan");
+  // Enough digits to tell the value from 1.
+  ExpectFailure(SIMDBN_INVALID_ARGUMENT, Run(&desc, kEps, std::nextafter(1.0f, 2.0f)),
+                "momentum = 1.00000012;");
 }
 
 TEST_F(TrainingErrors, FewerThanTwoValuesPerChannel) {

@@ -48,7 +48,7 @@ typedef struct simdbn_tensor_desc {
 typedef void (*simdbn_task_fn)(void* task_ctx, int64_t begin, int64_t end);
 
 typedef struct simdbn_threading {
-  int num_threads; /* 0: all cores; 1: the calling thread only; k: at most k */
+  int num_threads; /* 0: all cores; 1: the calling thread only; k: at most k; < 0: invalid */
   /* Optional: run task over a partition of [0, n) on the caller's pool and return when all of
      it has run. NULL: the built-in pool. When set, simdbn starts no threads of its own. */
   void (*parallel_for)(void* pool_ctx, int64_t n, simdbn_task_fn task, void* task_ctx);
@@ -83,10 +83,12 @@ simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc, const voi
 /* Batch statistics per channel over M = n * spatial values (mean, biased variance M2 / M), then
  * y = (x - mean) * (gamma * invstd) + beta with invstd = 1 / sqrt(var + eps), where mean is
  * the f32 save_mean: the subtraction comes first, so data far from zero keeps its digits.
- * invstd is the f32 square root and division of var + eps rounded once to f32 (within 1.5 ulp).
+ * invstd is 1 / sqrt(var32 + eps) in f32, var32 the variance rounded once to f32 (within 3 ulp).
  * The statistics are computed in double: each fixed chunk of at most 32K values of a channel
  * gives its (count, mean, M2) from sums about its own first value, and the chunks are merged
- * by Chan's formula in a fixed order. mean is the exact mean rounded to f32; the variance
+ * by Chan's formula in a fixed order. The double mean errs by the rounding of double sums of
+ * the values, far below an f32 ulp of max|x|: mean is the exact mean rounded to f32 unless the
+ * mean is tiny next to the values (e.g. 2^-56 for an exact 0 among values of +-2); the variance
  * before its rounding to f32 is within about 5e-15 relative (measured at mean 1e6, std 1; an
  * outlier of 1e5 among 4M standard normal values leaves 3e-11), far below f32 precision.
  * Results are bit-for-bit the same for any threading.
@@ -94,10 +96,10 @@ simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc, const voi
  * running_mean/running_var (nullable, updated in place, PyTorch convention):
  *   running_mean = (1 - momentum) * running_mean + momentum * mean
  *   running_var  = (1 - momentum) * running_var  + momentum * M2 / (M - 1)  (unbiased)
- * running_mean computed in double and rounded once; running_var in f32 from the unbiased
- * variance rounded once (within 2 f32 ulp). ONNX BatchNormalization (training_mode) differs: its
- * momentum weights the old value (ONNX momentum = 1 - PyTorch momentum) and its running_var
- * uses the biased variance M2 / M. oneDNN updates no running statistics.
+ * running_mean computed in double and rounded once; running_var in f32, the unbiased variance
+ * as var32 * fl(M / (M - 1)) (within 6 f32 ulp). ONNX BatchNormalization (training_mode)
+ * differs: its momentum weights the old value (ONNX momentum = 1 - PyTorch momentum) and its
+ * running_var uses the biased variance M2 / M. oneDNN updates no running statistics.
  * save_mean and save_invstd (c entries) are written for simdbn_backward.
  *
  * Errors (SIMDBN_INVALID_ARGUMENT, nothing written): momentum outside [0, 1] or NaN, and
