@@ -32,10 +32,11 @@ struct ChannelConstants {
 // For channels [begin, end), whose moments are moments[0, end - begin) (count > 1 each):
 // every output of `params` and `constants`. The mean, the variance and the running mean in
 // double, each rounded once to f32; var + eps, invstd = 1 / sqrt(var + eps), the unbiased
-// variance, the running variance and the constants in f32 from those (finalize-inl.h says why). For the same moments,
-// the same bits on every target. uniform_count: the count of every channel when
-// the caller knows they are all the same (faster, the same bits), else 0. Inputs of a channel
-// are read before its outputs are written, so gamma or beta may be exactly an output array.
+// variance, the running variance and the constants in f32 from those (finalize-inl.h says
+// why). For the same moments, the same bits on every target. uniform_count: the count of every
+// channel when the caller knows they are all the same (faster, the same bits), else 0. Inputs
+// of a channel are read before its outputs are written, so gamma or beta may be exactly an
+// output array.
 void FinalizeChannels(const ChannelParams& params, int64_t begin, int64_t end,
                       const simdbn_moments* moments, double uniform_count,
                       const ChannelConstants& constants);
