@@ -311,7 +311,8 @@ TEST(Moments, TrainingWithMomentsOnAnEmptyTensor) {
   EXPECT_TRUE(y.Untouched());
   EXPECT_EQ(1.0f, mean[0]);
   EXPECT_EQ(-2.0f, mean[1]);
-  // var + eps in double (m2 times 1 / count), rounded once; then the f32 square root and division.
+  // The variance (m2 times 1 / count in double) rounded once to f32, plus eps (0 here) in f32,
+  // then the f32 square root and division.
   EXPECT_EQ(1.0f / std::sqrt(static_cast<float>(9.0 * (1.0 / 10.0))), invstd[0]);
   EXPECT_EQ(1.0f / std::sqrt(3.0f), invstd[1]);
   EXPECT_EQ(0.5f, running_mean[0]);

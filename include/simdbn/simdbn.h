@@ -86,11 +86,12 @@ simdbn_status simdbn_forward_inference(const simdbn_tensor_desc* desc, const voi
  * invstd is 1 / sqrt(var32 + eps) in f32, var32 the variance rounded once to f32 (within 3 ulp).
  * The statistics are computed in double: each fixed chunk of at most 32K values of a channel
  * gives its (count, mean, M2) from sums about its own first value, and the chunks are merged
- * by Chan's formula in a fixed order. The double mean errs by the rounding of double sums of
- * the values, far below an f32 ulp of max|x|: mean is the exact mean rounded to f32 unless the
- * mean is tiny next to the values (e.g. 2^-56 for an exact 0 among values of +-2); the variance
- * before its rounding to f32 is within about 5e-15 relative (measured at mean 1e6, std 1; an
- * outlier of 1e5 among 4M standard normal values leaves 3e-11), far below f32 precision.
+ * by Chan's formula in a fixed order. mean is the double mean rounded to f32: within half an
+ * f32 ulp of the exact mean plus the double sums' rounding, which is far below an f32 ulp of
+ * max|x| but shows where the mean is tiny next to the values (e.g. 2^-56 for an exact 0 among
+ * values of +-2); the variance before its rounding to f32 is within about 5e-15 relative
+ * (measured at mean 1e6, std 1; an outlier of 1e5 among 4M standard normal values leaves
+ * 3e-11), far below f32 precision.
  * Results are bit-for-bit the same for any threading.
  *
  * running_mean/running_var (nullable, updated in place, PyTorch convention):
