@@ -128,7 +128,9 @@ typedef struct simdbn_moments {
 
 /* moments[c] = the per-channel moments of x (n * spatial values each), computed exactly as
  * simdbn_forward_training computes its statistics: simdbn_forward_training_moments with these
- * moments gives the same bits as simdbn_forward_training. n * spatial == 0 gives {0, 0, 0}. */
+ * moments gives the same bits as simdbn_forward_training, NaN results aside (NaN in both, but
+ * a NaN's sign and payload depend on which operation made it: with NaN and +-Inf in one
+ * channel they can differ). n * spatial == 0 gives {0, 0, 0}. */
 simdbn_status simdbn_batch_moments(const simdbn_tensor_desc* desc, const void* x,
                                    simdbn_moments* moments, const simdbn_threading* threading);
 
